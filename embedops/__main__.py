@@ -1,0 +1,3 @@
+from embedops.cli import main
+
+main()

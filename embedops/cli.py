@@ -1,0 +1,166 @@
+"""The ``embedops`` command: one subcommand per job.
+
+Every command takes ``--json`` (one JSON object on stdout, everything else on stderr) and
+``--debug`` (full tracebacks). Exit codes: 0 done, 1 error, 2 usage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from embedops.settings import Settings, apply_offline_env, configure
+
+apply_offline_env()  # before anything imports transformers or mlflow
+
+app = typer.Typer(
+    name="embedops", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="MLOps for text-embedding models: fine-tune, evaluate, gate, promote, watch for drift.",
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout for scripts.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and library logs.")]
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_job(job: Callable[[Settings], dict[str, Any]], render: Callable[[dict[str, Any], Settings], None], *,
+            as_json: bool, debug: bool) -> None:
+    """Run ``job`` with the store configured; map errors to one line and an exit code."""
+    from evaluation.errors import EmbedopsError
+
+    logging.basicConfig(level=logging.INFO if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = configure()
+        quiet_libraries(debug)
+        # In --json mode libraries that print (the trainer's log lines) must not touch stdout.
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            result = job(settings)
+    except EmbedopsError as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: nothing was registered", err=True)
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if debug:
+            raise
+        typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                   err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(result, default=str))
+    else:
+        render(result, settings)
+
+
+def quiet_libraries(debug: bool) -> None:
+    """Library chatter (MLflow's table migrations, model-load reports) hides the lines that matter."""
+    level = logging.INFO if debug else logging.ERROR
+    for noisy in ("mlflow", "alembic", "transformers", "sentence_transformers", "httpx"):
+        logging.getLogger(noisy).setLevel(level)
+
+
+def format_metrics(metrics: dict[str, float], names: tuple[str, ...] = ("ndcg_at_10", "recall_at_10",
+                                                                          "mrr_at_10", "map_at_100")) -> str:
+    return "  ".join(f"{n} {metrics[n]:.4f}" for n in names if n in metrics)
+
+
+def render_training(result: dict[str, Any], settings: Settings) -> None:
+    train = result["train"]
+    lines = [
+        f"run       {result['run_id']}",
+        f"model     {result['model_uri']}" + ("" if result["version"] else "  (not registered)"),
+        f"data      {result['data']['rows']} rows from {result['data']['source']} "
+        f"(digest {result['data']['digest'][:12]})",
+        f"training  {int(train['train_steps'])} steps in {train['train_seconds']:.1f} s "
+        f"({train['train_pairs_per_second']:.1f} pairs/s), final loss {train['train_loss']:.4f}",
+    ]
+    if result["base_metrics"]:
+        lines.append(f"base      {format_metrics(result['base_metrics'])}")
+    if result["metrics"]:
+        lines.append(f"golden    {format_metrics(result['metrics'])}")
+    lines.append(f"browse    {settings.ui_command()}")
+    typer.echo("\n".join(lines))
+
+
+def opt(help_text: str, *names: str) -> Any:
+    return typer.Option(*names, help=help_text)
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, opt("YAML training config; flags override it.", "--config", "-c")] = None,
+    data: Annotated[str | None, opt("Pairs/triplets (JSONL, CSV, Parquet) or a BEIR folder.")] = None,
+    data_split: Annotated[str | None, opt("qrels split when --data is a BEIR folder.")] = None,
+    golden: Annotated[str | None, opt("BEIR folder to score the model on after training.")] = None,
+    golden_split: Annotated[str | None, opt("Split of the golden set.")] = None,
+    loss: Annotated[str | None, opt("contrastive | cached_contrastive | triplet")] = None,
+    epochs: Annotated[float | None, opt("Passes over the data.")] = None,
+    max_steps: Annotated[int | None, opt("Stop after N optimizer steps (overrides --epochs).")] = None,
+    batch_size: Annotated[int | None, opt("Pairs per batch (in-batch negatives: bigger is harder).")] = None,
+    learning_rate: Annotated[float | None, opt("Peak learning rate.")] = None,
+    base_model: Annotated[str | None, opt("Local model folder (default: bundled all-MiniLM-L6-v2).")] = None,
+    name: Annotated[str | None, opt("Registered model name.")] = None,
+    hard_negatives: Annotated[
+        bool | None, opt("Mine hard negatives with the base model.", "--hard-negatives/--no-hard-negatives")
+    ] = None,
+    precision: Annotated[str | None, opt("fp32 | bf16 (autocast; faster on CPUs with AMX).")] = None,
+    seed: Annotated[int | None, opt("Random seed.")] = None,
+    evaluate_base: Annotated[bool, opt("Also score the base model on the golden set.", "--evaluate-base")] = False,
+    register: Annotated[bool, opt("Register the model as a new version.", "--register/--no-register")] = True,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Fine-tune an embedding model and log the run (and a new registered version) to MLflow."""
+
+    def job(settings: Settings) -> dict[str, Any]:
+        from training.config import load_config
+        from training.job import run_training
+
+        cfg = load_config(config, data=data, data_split=data_split, golden=golden, golden_split=golden_split,
+                          loss=loss, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+                          learning_rate=learning_rate, base_model=base_model, model_name=name,
+                          hard_negatives=hard_negatives, precision=precision, seed=seed,
+                          register_version=None if register else False)
+        return run_training(cfg, artifact_root=settings.artifact_root, evaluate_base=evaluate_base).to_dict()
+
+    run_job(job, render_training, as_json=as_json, debug=debug)
+
+
+@app.command()
+def demo(
+    config: Annotated[Path, opt("Training config of the demo run.")] = EXAMPLES / "configs" / "train.yaml",
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Fine-tune all-MiniLM-L6-v2 on the bundled help-center sample and register it."""
+
+    def job(settings: Settings) -> dict[str, Any]:
+        from evaluation.errors import ConfigError
+        from training.config import load_config
+        from training.job import run_training
+
+        if not Path(config).is_file():
+            raise ConfigError(f"demo config not found: {config} (run the demo from an embedops checkout)")
+        result = run_training(load_config(config), artifact_root=settings.artifact_root, evaluate_base=True)
+        return result.to_dict() | {"improved": result.metrics["ndcg_at_10"] > result.base_metrics["ndcg_at_10"]}
+
+    def render(result: dict[str, Any], settings: Settings) -> None:
+        render_training(result, settings)
+        gain = result["metrics"]["ndcg_at_10"] - result["base_metrics"]["ndcg_at_10"]
+        typer.echo(f"\nfine-tuning changed nDCG@10 on the held-out questions by {gain:+.4f}")
+
+    run_job(job, render, as_json=as_json, debug=debug)
+
+
+def main() -> None:
+    app()

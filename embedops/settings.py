@@ -1,0 +1,61 @@
+"""Where embedops keeps its state, and the process-wide switches every entry point sets."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# No network at run time: weights come from local folders, and MLflow's telemetry stays off.
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    tracking_uri: str
+    artifact_root: str | None  # None when a tracking server decides where artifacts go
+
+    @property
+    def embedded(self) -> bool:
+        return self.artifact_root is not None
+
+    def ui_command(self) -> str:
+        if self.embedded:
+            return f"mlflow ui --backend-store-uri {self.tracking_uri} --default-artifact-root {self.artifact_root}"
+        return f"open {self.tracking_uri} in a browser"
+
+
+def apply_offline_env() -> None:
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def load_settings() -> Settings:
+    """``MLFLOW_TRACKING_URI`` if set; else sqlite and artifacts under ``EMBEDOPS_HOME`` (./mlruns)."""
+    home = Path(os.environ.get("EMBEDOPS_HOME") or "mlruns").expanduser().resolve()
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return Settings(home=home, tracking_uri=uri, artifact_root=None)
+    return Settings(home=home, tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
+                    artifact_root=(home / "artifacts").as_uri())
+
+
+def configure() -> Settings:
+    """Apply the environment and point MLflow at the store; every command calls this first."""
+    apply_offline_env()
+    settings = load_settings()
+    if settings.embedded:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    return settings

@@ -1,0 +1,1 @@
+"""MLflow Model Registry access, the model contract, and (next) the promotion gate and ledger."""

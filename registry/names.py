@@ -1,0 +1,28 @@
+"""Names that end up in stores and paths: registered models, aliases, experiments."""
+
+from __future__ import annotations
+
+import re
+
+from evaluation.errors import InvalidNameError
+
+MAX_NAME_LENGTH = 64
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def validate_name(name: object, what: str = "model name") -> str:
+    """Return ``name`` if it is safe as a registry key and a path component, else raise.
+
+    Letters, digits, '.', '_' and '-', starting with a letter or digit, no '..', at most 64
+    characters: nothing that could climb out of a folder, hide a NUL or confuse a URI.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError(f"{what} must be a non-empty string")
+    shown = name.encode("unicode_escape").decode("ascii")[:80]
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidNameError(f"{what} '{shown}' is longer than {MAX_NAME_LENGTH} characters")
+    if ".." in name or not _NAME.match(name):
+        raise InvalidNameError(
+            f"{what} '{shown}' may use only letters, digits, '.', '_' and '-', start with a letter "
+            "or digit, and not contain '..'")
+    return name

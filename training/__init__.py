@@ -1,0 +1,1 @@
+"""Fine-tune jobs: data loading and validation, losses, the trainer, MLflow logging."""

