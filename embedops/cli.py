@@ -137,6 +137,62 @@ def train(
 
 
 @app.command()
+def evaluate(
+    model: Annotated[str, opt("Model: models:/NAME/VERSION, models:/NAME@ALIAS, runs:/ID/model or a folder.")],
+    golden: Annotated[str, opt("BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
+    split: Annotated[str, opt("Split of the golden set.")] = "test",
+    precision: Annotated[str, opt("fp32 | bf16 (autocast where the CPU/GPU runs bf16 natively).")] = "fp32",
+    batch_size: Annotated[int, opt("Texts per encode batch.")] = 32,
+    latency_calls: Annotated[int, opt("Single-text encode calls for latency percentiles (0: skip).")] = 100,
+    strict: Annotated[bool, opt("Fail on qrels that name unknown ids instead of skipping them.", "--strict")] = False,
+    drop_self_matches: Annotated[
+        bool, opt("Drop each query's own id from its ranking (ArguAna-style sets).", "--drop-self-matches")
+    ] = False,
+    cache: Annotated[bool, opt("Reuse cached corpus embeddings.", "--cache/--no-cache")] = True,
+    experiment: Annotated[str, opt("MLflow experiment of the evaluation run.")] = "embedops-evaluation",
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Score a model on a golden set: per-query metrics, bootstrap CIs, latency; logged to MLflow."""
+
+    def job(settings: Settings) -> dict[str, Any]:
+        from dataclasses import replace
+
+        from evaluation.job import run_evaluation
+        from evaluation.tracking import log_evaluation
+        from registry.names import validate_name
+
+        validate_name(experiment, "experiment name")
+        report, result = run_evaluation(
+            model, golden, split, cache_dir=settings.home / "cache" / "embeddings" if cache else None,
+            precision=precision, strict=strict, drop_self_matches=drop_self_matches, batch_size=batch_size,
+            latency_calls=latency_calls)
+        run_id = log_evaluation(report, result, experiment=experiment, artifact_root=settings.artifact_root)
+        return replace(report, run_id=run_id).to_dict()
+
+    def render(result: dict[str, Any], settings: Settings) -> None:
+        lines = [f"model     {result['model']} (weights {result['model_digest'][:12]}, {result['precision']})",
+                 f"golden    {result['golden_path']} [{result['split']}]: {result['n_queries']} queries, "
+                 f"{result['n_documents']} documents (digest {result['golden_digest'][:12]})",
+                 "", f"{'metric':16s} {'mean':>7s}   95% CI"]
+        for name, value in result["metrics"].items():
+            low, high = result["ci"][name]
+            lines.append(f"{name:16s} {value:7.4f}   [{low:.4f}, {high:.4f}]")
+        if result["latency"]:
+            lat = result["latency"]
+            lines += ["", f"latency   p50 {lat['latency_p50_ms']:.1f} ms  p95 {lat['latency_p95_ms']:.1f} ms  "
+                          f"p99 {lat['latency_p99_ms']:.1f} ms  throughput {lat['throughput_texts_per_s']:.0f} texts/s"]
+        source = "cached" if result["cache_hit"] else "computed"
+        lines += ["", f"run       {result['run_id']}  (corpus embeddings {source}, {result['seconds']:.1f} s)",
+                  f"browse    {settings.ui_command()}"]
+        for warning in result["warnings"]:
+            lines.append(f"warning   {warning}")
+        typer.echo("\n".join(lines))
+
+    run_job(job, render, as_json=as_json, debug=debug)
+
+
+@app.command()
 def demo(
     config: Annotated[Path, opt("Training config of the demo run.")] = EXAMPLES / "configs" / "train.yaml",
     as_json: JsonOpt = False,

@@ -41,11 +41,12 @@ def apply_offline_env() -> None:
 def load_settings() -> Settings:
     """``MLFLOW_TRACKING_URI`` if set; else sqlite and artifacts under ``EMBEDOPS_HOME`` (./mlruns)."""
     home = Path(os.environ.get("EMBEDOPS_HOME") or "mlruns").expanduser().resolve()
+    embedded = f"sqlite:///{home / 'mlflow.db'}"
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
+    # mlflow.set_tracking_uri exports the variable too, so our own default can come back through it.
+    if uri and uri != embedded:
         return Settings(home=home, tracking_uri=uri, artifact_root=None)
-    return Settings(home=home, tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
-                    artifact_root=(home / "artifacts").as_uri())
+    return Settings(home=home, tracking_uri=embedded, artifact_root=(home / "artifacts").as_uri())
 
 
 def configure() -> Settings:

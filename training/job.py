@@ -20,6 +20,7 @@ from evaluation.errors import ConfigError
 from evaluation.evaluator import evaluate
 from evaluation.golden import load_golden_set
 from evaluation.models import check_model_folder, load_sentence_transformer
+from evaluation.tracking import ensure_experiment
 from registry.contract import contract_tags
 from training import tracking
 from training.config import TrainConfig
@@ -71,8 +72,7 @@ def run_training(cfg: TrainConfig, *, artifact_root: str | None = None, progress
     start = time.perf_counter()
     data = load_training_data(cfg.data, split=cfg.data_split, min_rows=cfg.batch_size)
     golden = load_golden_set(cfg.golden, cfg.golden_split) if cfg.golden else None
-    if cfg.hard_negatives and "negative" in data.columns:
-        raise ConfigError("the data already has a 'negative' column: set hard_negatives to false or drop it")
+    check_loss_fits_data(cfg, data)
     base_folder, base_name = resolve_base_model(cfg.base_model)
     warnings = list(golden.warnings if golden else [])
     if data.dropped_empty or data.dropped_duplicates:
@@ -84,9 +84,10 @@ def run_training(cfg: TrainConfig, *, artifact_root: str | None = None, progress
         notify(f"warning: {w}")
     notify(f"data: {len(data)} rows ({', '.join(data.columns)}) from {data.source}")
 
-    experiment_id = tracking.ensure_experiment(cfg.experiment, artifact_root)
+    experiment_id = ensure_experiment(cfg.experiment, artifact_root)
+    # Under `mlflow run`, MLFLOW_RUN_ID names the run to use and start_run adopts it.
     with mlflow.start_run(experiment_id=experiment_id) as run:
-        run_id = run.info.run_id
+        run_id, experiment_id = run.info.run_id, run.info.experiment_id
         tracking.log_inputs(cfg, data, base_name)
         model = load_sentence_transformer(base_folder, max_seq_length=cfg.max_seq_length)
         base_metrics: dict[str, float] = {}
@@ -132,6 +133,14 @@ def run_training(cfg: TrainConfig, *, artifact_root: str | None = None, progress
         golden_digest=golden.digest if golden else None, seconds=time.perf_counter() - start,
         warnings=warnings,
     )
+
+
+def check_loss_fits_data(cfg: TrainConfig, data: TrainingData) -> None:
+    if cfg.hard_negatives and "negative" in data.columns:
+        raise ConfigError("the data already has a 'negative' column: set hard_negatives to false or drop it")
+    if cfg.loss == "triplet" and "negative" not in data.columns and not cfg.hard_negatives:
+        raise ConfigError("loss 'triplet' needs a 'negative' column: add one to the data or set "
+                          "hard_negatives: true to mine them with the base model")
 
 
 def mine_negatives(model: Any, data: TrainingData, cfg: TrainConfig, progress: bool) -> Any:

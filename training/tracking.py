@@ -25,21 +25,6 @@ if TYPE_CHECKING:
 PROBE_TEXTS = ["How do I reset my password?", "Quarterly revenue grew by four percent.", "ok"]
 
 
-def ensure_experiment(name: str, artifact_root: str | None) -> str:
-    """The experiment's id, creating it with artifacts under ``artifact_root`` when given.
-
-    With the embedded sqlite store MLflow would otherwise put artifacts in ./mlruns of whatever
-    folder the job happened to start in.
-    """
-    import mlflow
-
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = f"{artifact_root.rstrip('/')}/{name}" if artifact_root else None
-    return mlflow.create_experiment(name, artifact_location=location)
-
-
 def code_commit() -> str | None:
     """The git commit of the embedops code that ran, if it runs from a checkout."""
     try:

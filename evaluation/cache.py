@@ -1,0 +1,86 @@
+"""Corpus embeddings cached on disk, keyed by everything that decides them.
+
+The key is (model weights digest, golden-set digest, max_seq_length, precision): the same key
+means the same vectors, and anything that could change a vector changes the key. Each entry is
+an ``.npy`` file plus a JSON sidecar holding the key and the file's sha256; an entry that fails
+any check (truncated, edited, wrong shape, NaN) is treated as absent and rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    model_digest: str
+    golden_digest: str
+    max_seq_length: int
+    precision: str
+
+    @property
+    def name(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:32]
+
+
+def weights_digest(folder: Path) -> str:
+    """sha256 over every weight and config file of a model folder: its identity, whatever it is called."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json")):
+        h.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+class EmbeddingCache:
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def _paths(self, key: CacheKey) -> tuple[Path, Path]:
+        return self.folder / f"{key.name}.npy", self.folder / f"{key.name}.json"
+
+    def load(self, key: CacheKey, n_rows: int) -> np.ndarray | None:
+        data_path, meta_path = self._paths(key)
+        if not data_path.is_file() or not meta_path.is_file():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            raw = data_path.read_bytes()
+            if meta.get("key") != asdict(key) or meta.get("sha256") != hashlib.sha256(raw).hexdigest():
+                raise ValueError("key or checksum mismatch")
+            array = np.load(data_path, allow_pickle=False)
+            if array.ndim != 2 or array.shape[0] != n_rows or not np.isfinite(array).all():
+                raise ValueError(f"unexpected array {array.shape}")
+        except (OSError, ValueError, json.JSONDecodeError) as exc:
+            log.warning("embedding cache entry %s is unusable (%s): recomputing", data_path.name, exc)
+            return None
+        return array
+
+    def save(self, key: CacheKey, array: np.ndarray) -> None:
+        """Write atomically: a reader never sees a half-written entry, a crash leaves none."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        data_path, meta_path = self._paths(key)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".npy.tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+            digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+            os.replace(tmp, data_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        meta_tmp = meta_path.with_suffix(".json.tmp")
+        meta_tmp.write_text(json.dumps({"key": asdict(key), "sha256": digest, "shape": list(array.shape)}))
+        os.replace(meta_tmp, meta_path)

@@ -1,0 +1,72 @@
+"""An evaluation job: resolve the model, reuse cached corpus vectors, score, add CIs and latency."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evaluation.cache import CacheKey, EmbeddingCache, weights_digest
+from evaluation.evaluator import EvaluationResult, encode, evaluate
+from evaluation.golden import load_golden_set
+from evaluation.latency import latency_profile
+from evaluation.models import load_sentence_transformer, resolve_model_folder
+from evaluation.precision import autocast, effective_precision
+from evaluation.significance import bootstrap_mean_ci
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    model: str
+    model_digest: str
+    golden_path: str
+    split: str
+    golden_digest: str
+    precision: str
+    metrics: dict[str, float]
+    ci: dict[str, tuple[float, float]]
+    n_queries: int
+    n_documents: int
+    cache_hit: bool
+    seconds: float
+    latency: dict[str, float] | None = None
+    warnings: list[str] = field(default_factory=list)
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_evaluation(model_ref: str | Path, golden_dir: str | Path, split: str = "test", *,
+                   cache_dir: Path | None = None, precision: str = "fp32", strict: bool = False,
+                   drop_self_matches: bool = False, batch_size: int = 32, latency_calls: int = 0,
+                   progress: bool = True) -> tuple[EvaluationReport, EvaluationResult]:
+    """Evaluate ``model_ref`` (a folder or an MLflow model URI) on one split of a golden set."""
+    start = time.perf_counter()
+    golden = load_golden_set(golden_dir, split, strict=strict, drop_self_matches=drop_self_matches)
+    with tempfile.TemporaryDirectory() as download:
+        folder = resolve_model_folder(model_ref, download_dir=Path(download))
+        model_digest = weights_digest(folder)
+        model = load_sentence_transformer(folder)
+    mode = effective_precision(precision)
+    cache = EmbeddingCache(cache_dir) if cache_dir else None
+    key = CacheKey(model_digest, golden.digest, int(model.max_seq_length), mode)
+    corpus = cache.load(key, len(golden.corpus_ids)) if cache else None
+    cache_hit = corpus is not None
+    with autocast(mode):
+        if corpus is None:
+            corpus = encode(model, golden.corpus_texts, batch_size=batch_size, progress=progress, what="documents")
+            if cache:
+                cache.save(key, corpus)
+        result = evaluate(model, golden, batch_size=batch_size, progress=progress, corpus_embeddings=corpus)
+        latency = (latency_profile(model, golden.query_texts, calls=latency_calls, batch_size=batch_size).metrics()
+                   if latency_calls else None)
+    ci = {name: bootstrap_mean_ci([q[name] for q in result.per_query.values()]) for name in result.metrics}
+    report = EvaluationReport(
+        model=str(model_ref), model_digest=model_digest, golden_path=str(golden.path), split=split,
+        golden_digest=golden.digest, precision=mode, metrics=result.metrics, ci=ci, n_queries=result.n_queries,
+        n_documents=result.n_documents, cache_hit=cache_hit, seconds=time.perf_counter() - start,
+        latency=latency, warnings=list(golden.warnings))
+    return report, result

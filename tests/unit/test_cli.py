@@ -1,0 +1,94 @@
+"""The `embedops` command as a user meets it: help, --json, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from embedops.cli import app
+from tests.conftest import REPO
+
+runner = CliRunner()
+
+
+def versions(name: str) -> list:
+    return MlflowClient().search_model_versions(f"name='{name}'")
+
+
+def test_help_lists_the_commands_and_train_flags() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "train" in result.stdout and "demo" in result.stdout
+    train_help = runner.invoke(app, ["train", "--help"]).stdout
+    for flag in ("--config", "--data", "--data-split", "--golden", "--golden-split", "--loss", "--epochs",
+                 "--max-steps", "--batch-size", "--learning-rate", "--base-model", "--name", "--json"):
+        assert flag in train_help, flag
+
+
+def test_train_json_prints_one_json_object(store, tiny_model: Path, pairs_file: Path, unique_name: str) -> None:
+    result = runner.invoke(app, ["train", "--data", str(pairs_file), "--base-model", str(tiny_model),
+                                 "--name", unique_name, "--batch-size", "8", "--max-steps", "2", "--json"])
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)  # the trainer's own log lines went to stderr
+    assert payload["model_name"] == unique_name and payload["version"] == "1"
+    assert payload["run_id"] and payload["model_uri"] == f"models:/{unique_name}/1"
+    assert payload["metrics"] == {} and payload["train"]["train_steps"] == 2
+
+
+def test_train_summary_says_where_to_look(store, tiny_model: Path, pairs_file: Path, unique_name: str) -> None:
+    result = runner.invoke(app, ["train", "--data", str(pairs_file), "--base-model", str(tiny_model),
+                                 "--name", unique_name, "--batch-size", "8", "--max-steps", "1"])
+    assert result.exit_code == 0, result.stderr
+    assert f"models:/{unique_name}/1" in result.stdout and "mlflow ui --backend-store-uri" in result.stdout
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--learning-rate", "-1"], "learning_rate: Input should be greater than 0"),
+    (["--epochs", "0"], "epochs: Input should be greater than 0"),
+    (["--name", "../escape"], "model name '../escape' may use only"),
+    (["--name", "a/b"], "model name 'a/b' may use only"),
+    (["--batch-size", "64"], "fewer than one batch of 64"),
+    (["--base-model", "/nonexistent/model"], "model folder not found"),
+    (["--loss", "triplet"], "needs a 'negative' column"),
+])
+def test_bad_input_is_one_line_exit_1_and_registers_nothing(store, tiny_model: Path, pairs_file: Path,
+                                                            unique_name: str, extra: list, message: str) -> None:
+    args = ["train", "--data", str(pairs_file), "--base-model", str(tiny_model), "--name", unique_name,
+            "--batch-size", "8", "--max-steps", "1", *extra]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert versions(unique_name) == [] and versions("a") == []
+
+
+def test_config_file_with_unknown_keys(store, tmp_path: Path) -> None:
+    config = tmp_path / "train.yaml"
+    config.write_text("data: pairs.jsonl\nlearning_rat: 0.1\n")
+    result = runner.invoke(app, ["train", "--config", str(config)])
+    assert result.exit_code == 1 and "learning_rat: unknown setting" in result.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    assert runner.invoke(app, ["train", "--no-such-flag"]).exit_code == 2
+    assert runner.invoke(app, ["train", "--epochs", "many"]).exit_code == 2
+
+
+def test_debug_shows_the_traceback(store, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "missing.jsonl"), "--debug"])
+    assert result.exit_code == 1 and "file or folder not found" in str(result.exception)
+
+
+def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
+    """The real entry point, no test harness: exit status and stderr as a scheduler sees them."""
+    env = {"EMBEDOPS_HOME": str(tmp_path / "home"), "PATH": str(Path(sys.executable).parent),
+           "HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "embedops", "train", "--data", str(tmp_path / "nope.jsonl")],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1].startswith("error: file ") and out.stdout == ""
