@@ -34,6 +34,7 @@ def run_job(job: Callable[[Settings], dict[str, Any]], render: Callable[[dict[st
             as_json: bool, debug: bool) -> None:
     """Run ``job`` with the store configured; map errors to one line and an exit code."""
     from evaluation.errors import EmbedopsError
+    from registry.promotion import GateRejected
 
     logging.basicConfig(level=logging.INFO if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -42,6 +43,14 @@ def run_job(job: Callable[[Settings], dict[str, Any]], render: Callable[[dict[st
         # In --json mode libraries that print (the trainer's log lines) must not touch stdout.
         with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
             result = job(settings)
+    except GateRejected as exc:
+        # A verdict, not a failure of the tool: the decision is still the job's output.
+        if as_json:
+            typer.echo(json.dumps(exc.payload, default=str))
+        else:
+            render_decision(exc.payload)
+        typer.echo(f"rejected: {exc}", err=True)
+        raise typer.Exit(3) from None
     except EmbedopsError as exc:
         if debug:
             raise
@@ -164,7 +173,7 @@ def evaluate(
 
         validate_name(experiment, "experiment name")
         report, result = run_evaluation(
-            model, golden, split, cache_dir=settings.home / "cache" / "embeddings" if cache else None,
+            model, golden, split, cache_dir=settings.cache_dir if cache else None,
             precision=precision, strict=strict, drop_self_matches=drop_self_matches, batch_size=batch_size,
             latency_calls=latency_calls)
         run_id = log_evaluation(report, result, experiment=experiment, artifact_root=settings.artifact_root)
@@ -188,6 +197,188 @@ def evaluate(
         for warning in result["warnings"]:
             lines.append(f"warning   {warning}")
         typer.echo("\n".join(lines))
+
+    run_job(job, render, as_json=as_json, debug=debug)
+
+
+ActorOpt = Annotated[str | None, opt("Who is acting (default: EMBEDOPS_ACTOR, else the OS user).")]
+
+
+def registry_context(settings: Settings, who: str | None, policy_managers: list[str]) -> Any:
+    from embedops.settings import actor, release_managers
+    from registry.ledger import Ledger
+    from registry.promotion import Context
+
+    return Context(ledger=Ledger(settings.ledger_url), actor=actor(who), artifact_root=settings.artifact_root,
+                   cache_dir=settings.cache_dir, release_managers=release_managers(policy_managers))
+
+
+def render_decision(payload: dict[str, Any]) -> None:
+    decision = payload.get("decision")
+    if decision:
+        typer.echo(f"gate      {payload['model']} v{decision['candidate_version']} vs production "
+                   f"v{decision['production_version']}: {decision['verdict'].upper()}")
+        for check in decision["checks"]:
+            mark = "waived" if check["waived"] else ("ok" if check["passed"] else "FAIL")
+            typer.echo(f"  {mark:6s} {check['name']:24s} {check['detail']}")
+        if decision["reindex_required"]:
+            typer.echo("  note   the vector index must be rebuilt (dimension or tokenizer changed)")
+        typer.echo(f"report    decision run {payload['decision_run_id']} "
+                   "(artifacts gate/report.html, gate/decision.json)")
+
+
+@app.command()
+def register(
+    path: Annotated[Path, typer.Argument(help="A sentence-transformers folder with safetensors weights.")],
+    name: Annotated[str, opt("Registered model name.")],
+    golden: Annotated[str | None, opt("BEIR folder: record the version's golden-set metrics.")] = None,
+    golden_split: Annotated[str, opt("Split of the golden set.")] = "test",
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Register an existing model folder (e.g. the base model) with its contract tags."""
+
+    def job(settings: Settings) -> dict[str, Any]:
+        from registry.register import register_folder
+
+        return register_folder(path, name, golden=golden, golden_split=golden_split,
+                               artifact_root=settings.artifact_root)
+
+    def render(result: dict[str, Any], settings: Settings) -> None:
+        typer.echo(f"registered {result['model_uri']} (run {result['run_id']})")
+        if result["metrics"]:
+            typer.echo(f"golden     {format_metrics(result['metrics'])}")
+
+    run_job(job, render, as_json=as_json, debug=debug)
+
+
+@app.command()
+def models(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """List a model's versions with their aliases, key metrics and gate verdicts."""
+
+    def job(settings: Settings) -> dict[str, Any]:
+        from registry.store import list_versions
+
+        return {"model": name, "versions": [
+            {"version": v.version, "aliases": v.aliases, "ndcg_at_10": v.tags.get("ndcg_at_10"),
+             "recall_at_10": v.tags.get("recall_at_10"), "gate_verdict": v.tags.get("gate_verdict"),
+             "embedding_dim": v.tags.get("embedding_dim"), "run_id": v.run_id, "created": v.created}
+            for v in list_versions(name)]}
+
+    def render(result: dict[str, Any], settings: Settings) -> None:
+        typer.echo(f"{'version':>7s}  {'aliases':24s} {'ndcg@10':>8s} {'recall@10':>9s}  {'gate':8s} run")
+        for v in result["versions"]:
+            typer.echo(f"{v['version']:>7s}  {','.join(v['aliases']) or '-':24s} {v['ndcg_at_10'] or '-':>8.8s} "
+                       f"{v['recall_at_10'] or '-':>9.9s}  {v['gate_verdict'] or '-':8s} {v['run_id']}")
+
+    run_job(job, render, as_json=as_json, debug=debug)
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[str, opt("The version to put in production.")],
+    golden: Annotated[str | None, opt("BEIR folder for the gate (or golden: in the policy).")] = None,
+    golden_split: Annotated[str | None, opt("Split of the golden set (default: the policy's, test).")] = None,
+    policy: Annotated[Path | None, opt("Gate policy YAML (default: the documented policy).")] = None,
+    reason: Annotated[str, opt("Why; recorded in the ledger (required with --skip-gate).")] = "",
+    initial: Annotated[bool, opt("First promotion: nothing is in production yet.", "--initial")] = False,
+    skip_gate: Annotated[bool, opt("Move without the gate (needs --reason; recorded).", "--skip-gate")] = False,
+    expect_production: Annotated[
+        str | None, opt("Move only if production is still this version (default: what the gate ran against).")
+    ] = None,
+    actor_name: Annotated[str | None, opt("Who is acting (default: EMBEDOPS_ACTOR, else the OS user).", "--actor")]
+    = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Gate a version against production and, if it passes, make it production (exit 3 if rejected)."""
+
+    def job(settings: Settings) -> dict[str, Any]:
+        from registry.policy import load_policy
+        from registry.promotion import promote as promote_version
+
+        gate_policy = load_policy(policy)
+        ctx = registry_context(settings, actor_name, gate_policy.release_managers)
+        return promote_version(ctx, name, version, policy=gate_policy, golden=golden, golden_split=golden_split,
+                               reason=reason, initial=initial, skip_gate=skip_gate,
+                               expected_production=expect_production)
+
+    def render(result: dict[str, Any], settings: Settings) -> None:
+        render_decision(result)
+        was = f"v{result['previous_production']}" if result["previous_production"] else "nothing"
+        typer.echo(f"production {result['model']} is now v{result['production']} (was {was})")
+
+    run_job(job, render, as_json=as_json, debug=debug)
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    reason: Annotated[str, opt("Why; recorded in the ledger.")],
+    to_version: Annotated[str | None, opt("Roll back to this version instead of `previous`.")] = None,
+    policy: Annotated[Path | None, opt("Policy file holding release_managers, if any.")] = None,
+    actor_name: Annotated[str | None, opt("Who is acting (default: EMBEDOPS_ACTOR, else the OS user).", "--actor")]
+    = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Point production back at the previous version (or --to-version), which must still load."""
+
+    def job(settings: Settings) -> dict[str, Any]:
+        from registry.policy import load_policy
+        from registry.promotion import rollback as rollback_model
+
+        ctx = registry_context(settings, actor_name, load_policy(policy).release_managers)
+        return rollback_model(ctx, name, reason=reason, to_version=to_version)
+
+    def render(result: dict[str, Any], settings: Settings) -> None:
+        typer.echo(f"production {result['model']} is now v{result['production']} "
+                   f"(was v{result['previous_production']})")
+
+    run_job(job, render, as_json=as_json, debug=debug)
+
+
+@app.command()
+def history(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    at: Annotated[str | None, opt("ISO time: which version was production then.")] = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """The audit ledger of a model's alias moves; with --at, what production was at that time."""
+
+    def job(settings: Settings) -> dict[str, Any]:
+        import datetime as dt
+
+        from evaluation.errors import ConfigError
+        from registry.promotion import history as ledger_history
+
+        when = None
+        if at:
+            try:
+                when = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+            except ValueError:
+                raise ConfigError(f"--at '{at}' is not an ISO time (e.g. 2026-11-26T14:05:00Z)") from None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)
+        return ledger_history(registry_context(settings, None, []), name, when)
+
+    def render(result: dict[str, Any], settings: Settings) -> None:
+        if "at" in result:
+            version = result["production_at"]
+            typer.echo(f"at {result['at']} production was " + (f"v{version}" if version else "not set"))
+            return
+        typer.echo(f"{'time (UTC)':24s} {'actor':12s} {'action':9s} {'alias':10s} {'from':>5s} {'to':>5s} "
+                   f"{'outcome':9s} reason")
+        for m in result["moves"]:
+            typer.echo(f"{m['ts']:24s} {m['actor'][:12]:12s} {m['action']:9s} {m['alias']:10s} "
+                       f"{m['from_version'] or '-':>5s} {m['to_version'] or '-':>5s} {m['outcome']:9s} "
+                       f"{m['reason']}" + (f" ({m['detail']})" if m["detail"] else ""))
 
     run_job(job, render, as_json=as_json, debug=debug)
 

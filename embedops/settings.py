@@ -24,6 +24,15 @@ class Settings:
     artifact_root: str | None  # None when a tracking server decides where artifacts go
 
     @property
+    def ledger_url(self) -> str:
+        """``EMBEDOPS_LEDGER_URL`` (e.g. PostgreSQL), else a SQLite file beside MLflow's store."""
+        return os.environ.get("EMBEDOPS_LEDGER_URL") or f"sqlite:///{self.home / 'ledger.db'}"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache" / "embeddings"
+
+    @property
     def embedded(self) -> bool:
         return self.artifact_root is not None
 
@@ -31,6 +40,19 @@ class Settings:
         if self.embedded:
             return f"mlflow ui --backend-store-uri {self.tracking_uri} --default-artifact-root {self.artifact_root}"
         return f"open {self.tracking_uri} in a browser"
+
+
+def actor(explicit: str | None = None) -> str:
+    """Who is acting: --actor, else EMBEDOPS_ACTOR, else the OS user."""
+    import getpass
+
+    return explicit or os.environ.get("EMBEDOPS_ACTOR") or getpass.getuser()
+
+
+def release_managers(from_policy: list[str]) -> list[str]:
+    """The policy's list, else EMBEDOPS_RELEASE_MANAGERS (comma-separated); empty means anyone may."""
+    env = [a.strip() for a in os.environ.get("EMBEDOPS_RELEASE_MANAGERS", "").split(",") if a.strip()]
+    return from_policy or env
 
 
 def apply_offline_env() -> None:

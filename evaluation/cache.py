@@ -33,11 +33,33 @@ class CacheKey:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:32]
 
 
+# Runtime state a fast tokenizer writes into tokenizer.json once it has encoded something; it does
+# not change how text becomes ids (truncation length is max_seq_length, part of every cache key).
+RUNTIME_TOKENIZER_KEYS = ("truncation", "padding")
+
+
+def canonical_bytes(path: Path) -> bytes:
+    """A file's bytes, except tokenizer.json without its runtime state, so identical models hash alike."""
+    raw = path.read_bytes()
+    if path.name != "tokenizer.json":
+        return raw
+    try:
+        content = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return raw
+    for key in RUNTIME_TOKENIZER_KEYS:
+        content.pop(key, None)
+    return json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
+
+
 def weights_digest(folder: Path) -> str:
     """sha256 over every weight and config file of a model folder: its identity, whatever it is called."""
     h = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json")):
         h.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        if path.suffix == ".json":
+            h.update(canonical_bytes(path))
+            continue
         with open(path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 22), b""):
                 h.update(block)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from evaluation.cache import CacheKey, EmbeddingCache, weights_digest
 from evaluation.evaluator import EvaluationResult, encode, evaluate
-from evaluation.golden import load_golden_set
+from evaluation.golden import GoldenSet, load_golden_set
 from evaluation.latency import latency_profile
 from evaluation.models import load_sentence_transformer, resolve_model_folder
 from evaluation.precision import autocast, effective_precision
@@ -39,20 +39,31 @@ class EvaluationReport:
         return asdict(self)
 
 
-def run_evaluation(model_ref: str | Path, golden_dir: str | Path, split: str = "test", *,
-                   cache_dir: Path | None = None, precision: str = "fp32", strict: bool = False,
-                   drop_self_matches: bool = False, batch_size: int = 32, latency_calls: int = 0,
-                   progress: bool = True) -> tuple[EvaluationReport, EvaluationResult]:
-    """Evaluate ``model_ref`` (a folder or an MLflow model URI) on one split of a golden set."""
-    start = time.perf_counter()
-    golden = load_golden_set(golden_dir, split, strict=strict, drop_self_matches=drop_self_matches)
+@dataclass
+class LoadedModel:
+    """A model ready to evaluate, with the digest of the weights it was loaded from (its identity)."""
+
+    ref: str
+    model: Any
+    digest: str
+
+
+def load_for_evaluation(model_ref: str | Path) -> LoadedModel:
+    """Resolve (downloading an MLflow URI to a temporary folder), fingerprint and load a model."""
     with tempfile.TemporaryDirectory() as download:
         folder = resolve_model_folder(model_ref, download_dir=Path(download))
-        model_digest = weights_digest(folder)
-        model = load_sentence_transformer(folder)
+        return LoadedModel(str(model_ref), load_sentence_transformer(folder), weights_digest(folder))
+
+
+def evaluate_loaded(loaded: LoadedModel, golden: GoldenSet, *, cache_dir: Path | None = None,
+                    precision: str = "fp32", batch_size: int = 32, latency_calls: int = 0,
+                    progress: bool = True) -> tuple[EvaluationReport, EvaluationResult]:
+    """Score an already loaded model; corpus vectors come from the cache when the key matches."""
+    start = time.perf_counter()
+    model = loaded.model
     mode = effective_precision(precision)
     cache = EmbeddingCache(cache_dir) if cache_dir else None
-    key = CacheKey(model_digest, golden.digest, int(model.max_seq_length), mode)
+    key = CacheKey(loaded.digest, golden.digest, int(model.max_seq_length), mode)
     corpus = cache.load(key, len(golden.corpus_ids)) if cache else None
     cache_hit = corpus is not None
     with autocast(mode):
@@ -65,8 +76,21 @@ def run_evaluation(model_ref: str | Path, golden_dir: str | Path, split: str = "
                    if latency_calls else None)
     ci = {name: bootstrap_mean_ci([q[name] for q in result.per_query.values()]) for name in result.metrics}
     report = EvaluationReport(
-        model=str(model_ref), model_digest=model_digest, golden_path=str(golden.path), split=split,
+        model=loaded.ref, model_digest=loaded.digest, golden_path=str(golden.path), split=golden.split,
         golden_digest=golden.digest, precision=mode, metrics=result.metrics, ci=ci, n_queries=result.n_queries,
         n_documents=result.n_documents, cache_hit=cache_hit, seconds=time.perf_counter() - start,
         latency=latency, warnings=list(golden.warnings))
     return report, result
+
+
+def run_evaluation(model_ref: str | Path, golden_dir: str | Path, split: str = "test", *,
+                   cache_dir: Path | None = None, precision: str = "fp32", strict: bool = False,
+                   drop_self_matches: bool = False, batch_size: int = 32, latency_calls: int = 0,
+                   progress: bool = True) -> tuple[EvaluationReport, EvaluationResult]:
+    """Evaluate ``model_ref`` (a folder or an MLflow model URI) on one split of a golden set."""
+    start = time.perf_counter()
+    golden = load_golden_set(golden_dir, split, strict=strict, drop_self_matches=drop_self_matches)
+    loaded = load_for_evaluation(model_ref)
+    report, result = evaluate_loaded(loaded, golden, cache_dir=cache_dir, precision=precision,
+                                     batch_size=batch_size, latency_calls=latency_calls, progress=progress)
+    return replace(report, seconds=time.perf_counter() - start), result

@@ -47,3 +47,35 @@ def latency_profile(model: Encoder, texts: Sequence[str], *, calls: int = 100, b
     seconds = time.perf_counter() - start
     p50, p95, p99 = (float(np.percentile(timings, q) * 1000) for q in (50, 95, 99))
     return LatencyProfile(p50, p95, p99, calls, len(batch) / seconds, batch_size)
+
+
+def paired_latency(model_a: Encoder, model_b: Encoder, texts: Sequence[str], *, calls: int = 200,
+                   warmup: int = 5) -> tuple[dict[str, float], dict[str, float]]:
+    """Single-text latency percentiles (ms) of two models, measured interleaved.
+
+    Calls alternate a, b, b, a, ... on the same texts, so a slow moment of the machine lands on
+    both sides instead of deciding the comparison.
+    """
+    if not texts:
+        raise ValueError("latency needs at least one text")
+
+    def once(model: Encoder, text: str) -> float:
+        start = time.perf_counter()
+        model.encode([text], batch_size=1, show_progress_bar=False, convert_to_numpy=True)
+        return time.perf_counter() - start
+
+    for i in range(warmup):
+        once(model_a, texts[i % len(texts)])
+        once(model_b, texts[i % len(texts)])
+    a, b = np.empty(calls), np.empty(calls)
+    for i in range(calls):
+        text = texts[i % len(texts)]
+        if i % 2:
+            b[i], a[i] = once(model_b, text), once(model_a, text)
+        else:
+            a[i], b[i] = once(model_a, text), once(model_b, text)
+
+    def summary(t: np.ndarray) -> dict[str, float]:
+        return {f"p{q}": float(np.percentile(t, q) * 1000) for q in (50, 95, 99)}
+
+    return summary(a), summary(b)

@@ -11,6 +11,8 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from evaluation.cache import canonical_bytes
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
@@ -27,10 +29,10 @@ def save_tokenizer(model: SentenceTransformer, folder: Path) -> list[Path]:
 
 
 def tokenizer_sha256(files: list[Path]) -> str:
-    """sha256 over (name, content) of each file, in name order."""
+    """sha256 over (name, content) of each file, in name order (tokenizer.json without runtime state)."""
     h = hashlib.sha256()
     for path in sorted(files, key=lambda p: p.name):
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        h.update(path.name.encode() + b"\0" + canonical_bytes(path) + b"\0")
     return h.hexdigest()
 
 

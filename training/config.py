@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from evaluation.errors import ConfigError
+from evaluation.yamlconfig import build_config, read_yaml_mapping
 from registry.names import validate_name
 
 LossName = Literal["contrastive", "cached_contrastive", "triplet"]
 # Fields holding paths: relative values in a YAML file are read relative to that file.
 PATH_FIELDS = ("base_model", "data", "golden")
-C = TypeVar("C", bound=BaseModel)
 
 
 class TrainConfig(BaseModel):
@@ -72,35 +70,4 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
             if isinstance(values.get(key), str) and not Path(values[key]).expanduser().is_absolute():
                 values[key] = str((base / values[key]).resolve())
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return build_config(TrainConfig, values, source=str(path) if path else "flags")
-
-
-def read_yaml_mapping(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file is not UTF-8 text: {path}") from None
-    try:
-        values = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
-    return values
-
-
-def build_config(cls: type[C], values: dict[str, Any], *, source: str) -> C:
-    """Validate, turning pydantic's report into one ConfigError that lists every problem."""
-    try:
-        return cls.model_validate(values)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "config"
-            msg = "unknown setting (check the spelling)" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{where}: {msg}")
-        raise ConfigError(f"invalid training config ({source}): " + "; ".join(problems)) from None
+    return build_config(TrainConfig, values, source=str(path) if path else "flags", what="training config")

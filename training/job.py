@@ -21,7 +21,7 @@ from evaluation.evaluator import evaluate
 from evaluation.golden import load_golden_set
 from evaluation.models import check_model_folder, load_sentence_transformer
 from evaluation.tracking import ensure_experiment
-from registry.contract import contract_tags
+from registry import model_logging
 from training import tracking
 from training.config import TrainConfig
 from training.data import TrainingData, load_training_data
@@ -112,21 +112,17 @@ def run_training(cfg: TrainConfig, *, artifact_root: str | None = None, progress
             notify(f"scoring the fine-tuned model on {golden.path.name}/{golden.split}")
             metrics = evaluate(model, golden, progress=progress).metrics
             mlflow.log_metrics(metrics)
-            mlflow.set_tag("golden_digest", golden.digest)
 
-        tags = contract_tags(model, tokenizer_hash=tracking.log_tokenizer(model), base_model=base_name)
-        tags["train_data_digest"] = data.digest
+        extra = {"train_data_digest": data.digest}
         if golden:
-            tags["golden_digest"] = golden.digest
-            tags |= {k: f"{v:.6f}" for k, v in metrics.items()}
-        mlflow.set_tags(tags)
-        info = tracking.log_model(model)
-        tracking.verify_logged_model(info.model_uri, model.get_embedding_dimension())
-        version = tracking.register(info.model_uri, cfg.model_name, run_id, tags) if cfg.register_version else None
+            extra |= {"golden_digest": golden.digest} | {k: f"{v:.6f}" for k, v in metrics.items()}
+        model_uri, tags = model_logging.log_verified_model(model, base_model=base_name, extra_tags=extra)
+        version = (model_logging.register_version(model_uri, cfg.model_name, run_id, tags)
+                   if cfg.register_version else None)
 
     return TrainResult(
         run_id=run_id, experiment_id=experiment_id, model_name=cfg.model_name, version=version,
-        model_uri=f"models:/{cfg.model_name}/{version}" if version else info.model_uri,
+        model_uri=f"models:/{cfg.model_name}/{version}" if version else model_uri,
         metrics=metrics, base_metrics=base_metrics, train=train_metrics,
         data={"source": data.source, "rows": len(data), "digest": data.digest,
               "dropped_empty": data.dropped_empty, "dropped_duplicates": data.dropped_duplicates},

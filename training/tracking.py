@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import yaml
 
-from evaluation.errors import ModelError
-from evaluation.evaluator import encode
-from evaluation.models import load_sentence_transformer
-from registry.contract import save_tokenizer, tokenizer_sha256
 from training.config import TrainConfig
 from training.data import TrainingData
-
-if TYPE_CHECKING:
-    from mlflow.models.model import ModelInfo
-    from sentence_transformers import SentenceTransformer
-
-PROBE_TEXTS = ["How do I reset my password?", "Quarterly revenue grew by four percent.", "ok"]
 
 
 def code_commit() -> str | None:
@@ -70,54 +58,3 @@ def loss_logger(run_id: str) -> Any:
                 mlflow.log_metrics(metrics, step=state.global_step, run_id=run_id)
 
     return MlflowLossLogger()
-
-
-def log_tokenizer(model: SentenceTransformer) -> str:
-    """Log the tokenizer files under ``tokenizer/`` and return their sha256."""
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as tmp:
-        files = save_tokenizer(model, Path(tmp))
-        for f in files:
-            mlflow.log_artifact(str(f), artifact_path="tokenizer")
-        return tokenizer_sha256(files)
-
-
-def pip_requirements() -> list[str]:
-    """Pinned explicitly: MLflow's own guess takes seconds and pins a '+cpu' torch pip cannot find."""
-    import mlflow
-    import sentence_transformers
-    import torch
-    import transformers
-
-    return [f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
-            f"transformers=={transformers.__version__}",
-            f"sentence-transformers=={sentence_transformers.__version__}"]
-
-
-def log_model(model: SentenceTransformer) -> ModelInfo:
-    import mlflow
-    from mlflow.models import infer_signature
-
-    dim = model.get_embedding_dimension()
-    signature = infer_signature(["a text"], np.zeros((1, dim), dtype=np.float32))
-    return mlflow.sentence_transformers.log_model(model, name="model", signature=signature,
-                                                  pip_requirements=pip_requirements())
-
-
-def verify_logged_model(model_uri: str, dim: int) -> None:
-    """Load the logged model back and check it embeds: a version is registered only after this."""
-    with tempfile.TemporaryDirectory() as tmp:
-        loaded = load_sentence_transformer(model_uri, device="cpu", download_dir=Path(tmp))
-        vectors = encode(loaded, PROBE_TEXTS, batch_size=len(PROBE_TEXTS), progress=False, what="probe texts")
-    if vectors.shape != (len(PROBE_TEXTS), dim):
-        raise ModelError(f"the logged model returns vectors of shape {vectors.shape}, expected "
-                         f"({len(PROBE_TEXTS)}, {dim}): not registering it")
-
-
-def register(model_uri: str, name: str, run_id: str, tags: dict[str, str]) -> str:
-    """Register with every contract tag set at creation, so no version exists without them."""
-    import mlflow
-
-    version = mlflow.register_model(model_uri, name, tags={**tags, "run_id": run_id})
-    return str(version.version)

@@ -1,0 +1,145 @@
+"""The audit ledger: one append-only row per alias move (or attempted move), in its own database.
+
+It lives beside MLflow's store (``EMBEDOPS_HOME/ledger.db``) or in PostgreSQL, and it is also the
+lock that makes alias moves compare-and-set: ``Ledger.locked(model)`` opens a transaction that holds
+the database's write lock (SQLite ``BEGIN IMMEDIATE``) or a per-model advisory lock (PostgreSQL)
+until the move and its row are committed. A separate SQLite file from MLflow's, so holding the
+ledger's lock never blocks MLflow's own writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+Action = Literal["promote", "rollback", "retrain", "candidate"]
+Outcome = Literal["success", "rejected", "conflict", "failed", "denied"]
+
+metadata = sa.MetaData()
+moves = sa.Table(
+    "alias_moves", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.String(32), nullable=False),  # ISO-8601 UTC from the database clock
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("model", sa.String(64), nullable=False, index=True),
+    sa.Column("alias", sa.String(32), nullable=False),
+    sa.Column("from_version", sa.String(16)),
+    sa.Column("to_version", sa.String(16)),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Column("decision_run_id", sa.String(64)),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+)
+
+
+@dataclass(frozen=True)
+class Move:
+    id: int
+    ts: str
+    actor: str
+    action: str
+    model: str
+    alias: str
+    from_version: str | None
+    to_version: str | None
+    reason: str
+    decision_run_id: str | None
+    outcome: str
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # let us issue BEGIN IMMEDIATE ourselves
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+APPEND_ONLY_SQLITE = [
+    "CREATE TRIGGER IF NOT EXISTS alias_moves_no_update BEFORE UPDATE ON alias_moves "
+    "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS alias_moves_no_delete BEFORE DELETE ON alias_moves "
+    "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END",
+]
+APPEND_ONLY_POSTGRES = [
+    "CREATE OR REPLACE FUNCTION alias_moves_append_only() RETURNS trigger AS $$ "
+    "BEGIN RAISE EXCEPTION 'the ledger is append-only'; END $$ LANGUAGE plpgsql",
+    "DROP TRIGGER IF EXISTS alias_moves_append_only ON alias_moves",
+    "CREATE TRIGGER alias_moves_append_only BEFORE UPDATE OR DELETE ON alias_moves "
+    "FOR EACH ROW EXECUTE FUNCTION alias_moves_append_only()",
+]
+
+
+class Ledger:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = sa.create_engine(url, future=True)
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "begin", _sqlite_begin)
+        with self.engine.begin() as conn:
+            metadata.create_all(conn)
+            for statement in APPEND_ONLY_SQLITE if self.dialect == "sqlite" else APPEND_ONLY_POSTGRES:
+                conn.exec_driver_sql(statement)
+
+    def _now(self) -> sa.ColumnElement:
+        if self.dialect == "sqlite":
+            return sa.func.strftime("%Y-%m-%dT%H:%M:%fZ", "now")
+        return sa.func.to_char(sa.func.timezone("UTC", sa.func.clock_timestamp()),
+                               'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+
+    @contextmanager
+    def locked(self, model: str) -> Iterator[Connection]:
+        """A transaction holding the lock for ``model``'s aliases; rows appended in it commit together."""
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                             {"key": zlib.crc32(f"embedops:{model}".encode())})
+            yield conn
+
+    def append(self, conn: Connection, *, actor: str, action: Action, model: str, alias: str,
+               from_version: str | None, to_version: str | None, outcome: Outcome, reason: str = "",
+               decision_run_id: str | None = None, detail: str = "") -> None:
+        conn.execute(moves.insert().values(
+            ts=self._now(), actor=actor, action=action, model=model, alias=alias, from_version=from_version,
+            to_version=to_version, reason=reason, decision_run_id=decision_run_id, outcome=outcome, detail=detail))
+
+    def record(self, **row: Any) -> None:
+        """Append one row in a transaction of its own (an attempt that moved nothing)."""
+        with self.locked(row["model"]) as conn:
+            self.append(conn, **row)
+
+    def history(self, model: str) -> list[Move]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(moves).where(moves.c.model == model).order_by(moves.c.id)).mappings()
+            return [Move(**dict(r)) for r in rows]
+
+    def alias_at(self, model: str, at: dt.datetime, alias: str = "production") -> Move | None:
+        """The last successful move of ``alias`` at or before ``at``: what it pointed to then."""
+        stamp = at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(moves).where(moves.c.model == model, moves.c.alias == alias,
+                                       moves.c.outcome == "success", moves.c.ts <= stamp)
+                .order_by(moves.c.id.desc()).limit(1)).mappings().first()
+        return Move(**dict(row)) if row else None
+
+    def dispose(self) -> None:
+        self.engine.dispose()

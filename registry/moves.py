@@ -1,0 +1,84 @@
+"""Compare-and-set alias moves, each with its ledger row, under the ledger's lock.
+
+MLflow's alias write is last-writer-wins; here a move of ``production`` happens only if it still
+points where the mover last saw it (the version the gate ran against), checked and done while the
+ledger's lock is held, then read back. ``previous`` follows, so a rollback always has a target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evaluation.errors import EmbedopsError
+from registry import store
+from registry.ledger import Action, Ledger
+from registry.store import PREVIOUS, PRODUCTION, RegistryError
+
+
+class ConcurrentMoveError(RegistryError):
+    """Production changed between the gate (or the caller's read) and the move."""
+
+
+class NotAuthorizedError(RegistryError):
+    """The actor may not move this alias."""
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    model: str
+    from_version: str | None
+    to_version: str
+    previous: str | None
+
+
+def authorize(actor: str, release_managers: list[str], alias: str = PRODUCTION) -> None:
+    """With no list configured every actor may (the single-user default); otherwise only those on it."""
+    if alias == PRODUCTION and release_managers and actor not in release_managers:
+        raise NotAuthorizedError(f"'{actor}' may not move {PRODUCTION}: release managers are "
+                                 f"{', '.join(release_managers)} (automation may only set the candidate alias)")
+
+
+def move_production(ledger: Ledger, *, name: str, to_version: str, expected: str | None, actor: str,
+                    action: Action, reason: str, decision_run_id: str | None = None) -> MoveResult:
+    """Point ``production`` at ``to_version`` only if it still points at ``expected``."""
+    conflict: str | None = None
+    failure: Exception | None = None
+    with ledger.locked(name) as conn:
+        current = store.alias_version(name, PRODUCTION)
+        old_previous = store.alias_version(name, PREVIOUS)
+        row = dict(actor=actor, action=action, model=name, alias=PRODUCTION, to_version=to_version, reason=reason,
+                   decision_run_id=decision_run_id)
+        if current != expected:
+            conflict = (f"production moved from v{expected} to v{current} since the gate ran; "
+                        f"re-run the promotion against v{current}" if expected else
+                        f"production is already v{current}; promote against it instead of --initial")
+            ledger.append(conn, from_version=current, outcome="conflict", detail=conflict, **row)
+        else:
+            try:
+                if current is not None:
+                    store.set_alias(name, PREVIOUS, current)
+                store.set_alias(name, PRODUCTION, to_version)
+                seen = store.alias_version(name, PRODUCTION)
+                if seen != to_version:
+                    raise RegistryError(f"read back production = v{seen} after setting v{to_version}")
+            except Exception as exc:  # restore what we changed, then record the failure
+                failure = exc
+                restore(name, current, old_previous)
+                ledger.append(conn, from_version=current, outcome="failed", detail=str(exc), **row)
+            else:
+                ledger.append(conn, from_version=current, outcome="success", **row)
+    if conflict:
+        raise ConcurrentMoveError(conflict)
+    if failure:
+        if isinstance(failure, EmbedopsError):
+            raise failure
+        raise RegistryError(f"moving production failed and was undone: {failure}") from failure
+    return MoveResult(name, expected, to_version, expected)
+
+
+def restore(name: str, production: str | None, previous: str | None) -> None:
+    for alias, version in ((PRODUCTION, production), (PREVIOUS, previous)):
+        if version is None:
+            store.delete_alias(name, alias)
+        else:
+            store.set_alias(name, alias, version)

@@ -1,0 +1,156 @@
+"""Release-manager jobs: register a folder, promote through the gate, roll back, read the history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evaluation.errors import ConfigError, EmbedopsError
+from evaluation.golden import load_golden_set
+from evaluation.tracking import ensure_experiment
+from registry import store
+from registry.gate import GateDecision
+from registry.gate_job import run_gate
+from registry.ledger import Ledger
+from registry.moves import authorize, move_production
+from registry.policy import GatePolicy
+from registry.report import render_html
+from registry.store import PREVIOUS, PRODUCTION, RegistryError
+
+PROMOTIONS_EXPERIMENT = "promotions"
+
+
+class GateRejected(EmbedopsError):
+    """The candidate failed the gate; production is unchanged. Carries the decision for reports."""
+
+    def __init__(self, message: str, payload: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.payload = payload
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a job keeps state and who runs it."""
+
+    ledger: Ledger
+    actor: str
+    artifact_root: str | None
+    cache_dir: Path | None
+    release_managers: list[str] = field(default_factory=list)
+
+
+def log_decision(decision: GateDecision, name: str, golden: str, artifact_root: str | None) -> str:
+    """One run in the ``promotions`` experiment with the decision as JSON and as an HTML report."""
+    import mlflow
+
+    experiment_id = ensure_experiment(PROMOTIONS_EXPERIMENT, artifact_root)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-v{decision.candidate_version}") as run:
+        mlflow.log_params({"model": name, "candidate_version": decision.candidate_version,
+                           "production_version": decision.production_version, "golden": golden,
+                           "primary_metric": decision.primary_metric})
+        mlflow.set_tags({"verdict": decision.verdict, "golden_digest": decision.golden_digest,
+                         "reindex_required": str(decision.reindex_required).lower()})
+        metrics = {f"candidate_{k}": v for k, v in decision.candidate_metrics.items()}
+        metrics |= {f"production_{k}": v for k, v in decision.production_metrics.items()}
+        metrics |= {"p_value": decision.comparison["p_value"],
+                    "mean_difference": decision.comparison["mean_difference"]}
+        mlflow.log_metrics(metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "decision.json").write_text(json.dumps(decision.to_dict(), indent=2))
+            (Path(tmp) / "report.html").write_text(render_html(decision, name, golden=golden,
+                                                               run_id=run.info.run_id), encoding="utf-8")
+            mlflow.log_artifacts(tmp, artifact_path="gate")
+        return run.info.run_id
+
+
+def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden: str | None = None,
+            golden_split: str | None = None, reason: str = "", initial: bool = False, skip_gate: bool = False,
+            expected_production: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Gate ``version`` against production and move the aliases; raises GateRejected on a failed gate."""
+    candidate = store.get_version(name, version)
+    authorize(ctx.actor, ctx.release_managers)
+    current = store.alias_version(name, PRODUCTION)
+    if current == candidate.version:
+        raise RegistryError(f"{name} v{version} is already production")
+    if current is None and not initial:
+        raise RegistryError(f"{name} has nothing in production yet: the first promotion needs --initial")
+    if current is not None and initial:
+        raise RegistryError(f"{name} already has production v{current}: --initial is only for the first promotion")
+    if skip_gate and not reason.strip():
+        raise ConfigError("--skip-gate needs --reason (it is recorded in the ledger)")
+    store.check_version_files(candidate)
+    expected = expected_production if expected_production is not None else current
+
+    decision_run_id = None
+    decision: GateDecision | None = None
+    golden_dir = golden or policy.golden
+    if current is not None and not skip_gate:
+        if not golden_dir:
+            raise ConfigError("the gate needs a golden set: pass --golden DIR or set golden: in the policy file")
+        golden_set = load_golden_set(golden_dir, golden_split or policy.golden_split)
+        gate = run_gate(candidate, store.get_version(name, current), golden_set, policy, cache_dir=ctx.cache_dir,
+                        progress=progress)
+        decision = gate.decision
+        decision_run_id = log_decision(decision, name, str(golden_dir), ctx.artifact_root)
+        store.tag_version(name, candidate.version, {"gate_verdict": decision.verdict,
+                                                    "gate_decision_run_id": decision_run_id})
+        if not decision.passed:
+            failed = ", ".join(c.name for c in decision.failed_checks)
+            ctx.ledger.record(actor=ctx.actor, action="promote", model=name, alias=PRODUCTION, from_version=current,
+                              to_version=candidate.version, outcome="rejected", reason=reason,
+                              decision_run_id=decision_run_id, detail=f"failed: {failed}")
+            payload = result_payload(name, candidate.version, current, decision, decision_run_id, moved=False)
+            raise GateRejected(f"gate rejected {name} v{version} against production v{current} (failed: {failed}); "
+                               "production is unchanged", payload)
+    why = reason or ("initial promotion" if initial else "passed the gate")
+    if skip_gate:
+        why = f"gate skipped: {reason}"
+    move_production(ctx.ledger, name=name, to_version=candidate.version, expected=expected, actor=ctx.actor,
+                    action="promote", reason=why, decision_run_id=decision_run_id)
+    return result_payload(name, candidate.version, current, decision, decision_run_id, moved=True)
+
+
+def result_payload(name: str, version: str, production: str | None, decision: GateDecision | None,
+                   run_id: str | None, *, moved: bool) -> dict[str, Any]:
+    return {"model": name, "version": version, "previous_production": production, "moved": moved,
+            "production": version if moved else production, "decision_run_id": run_id,
+            "decision": decision.to_dict() if decision else None}
+
+
+def rollback(ctx: Context, name: str, *, reason: str, to_version: str | None = None) -> dict[str, Any]:
+    """Point production back at ``previous`` (or ``to_version``), which must still load."""
+    if not reason.strip():
+        raise ConfigError("rollback needs --reason (it is recorded in the ledger)")
+    authorize(ctx.actor, ctx.release_managers)
+    current = store.alias_version(name, PRODUCTION)
+    if current is None:
+        raise RegistryError(f"{name} has nothing in production to roll back")
+    target = to_version or store.alias_version(name, PREVIOUS)
+    if target is None:
+        raise RegistryError(f"{name} has no previous production version: pass --to-version")
+    if target == current:
+        raise RegistryError(f"{name} v{target} is already production")
+    info = store.get_version(name, target)
+    try:
+        store.check_version_files(info)
+    except EmbedopsError as exc:
+        ctx.ledger.record(actor=ctx.actor, action="rollback", model=name, alias=PRODUCTION, from_version=current,
+                          to_version=target, outcome="failed", reason=reason, detail=str(exc))
+        raise
+    move_production(ctx.ledger, name=name, to_version=info.version, expected=current, actor=ctx.actor,
+                    action="rollback", reason=reason)
+    return {"model": name, "production": info.version, "previous_production": current, "moved": True}
+
+
+def history(ctx: Context, name: str, at: dt.datetime | None = None) -> dict[str, Any]:
+    moves = [m.to_dict() for m in ctx.ledger.history(name)]
+    out: dict[str, Any] = {"model": name, "moves": moves}
+    if at is not None:
+        move = ctx.ledger.alias_at(name, at)
+        out["at"] = at.isoformat()
+        out["production_at"] = move.to_version if move else None
+    return out

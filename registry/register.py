@@ -1,0 +1,41 @@
+"""Bring an existing sentence-transformers folder (the base model, say) into the registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from evaluation.evaluator import evaluate
+from evaluation.golden import load_golden_set
+from evaluation.models import check_model_folder, load_sentence_transformer
+from evaluation.tracking import ensure_experiment
+from registry import model_logging
+from registry.names import validate_name
+
+REGISTER_EXPERIMENT = "embedops-registry"
+
+
+def register_folder(path: str | Path, name: str, *, golden: str | None = None, golden_split: str = "test",
+                    base_model: str | None = None, artifact_root: str | None = None,
+                    progress: bool = True) -> dict[str, Any]:
+    """Log ``path`` as a model with its contract tags (and golden metrics), verify it, register it."""
+    import mlflow
+
+    validate_name(name)
+    folder = check_model_folder(Path(path).expanduser())
+    golden_set = load_golden_set(golden, golden_split) if golden else None
+    model = load_sentence_transformer(folder)
+    metrics = evaluate(model, golden_set, progress=progress).metrics if golden_set else {}
+    extra = {"source_folder": str(folder.resolve())}
+    if golden_set:
+        extra |= {"golden_digest": golden_set.digest} | {k: f"{v:.6f}" for k, v in metrics.items()}
+    experiment_id = ensure_experiment(REGISTER_EXPERIMENT, artifact_root)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"register-{name}") as run:
+        mlflow.log_params({"source": str(folder.resolve()), "name": name})
+        if metrics:
+            mlflow.log_metrics(metrics)
+        model_uri, tags = model_logging.log_verified_model(model, base_model=base_model or folder.name,
+                                                           extra_tags=extra)
+        version = model_logging.register_version(model_uri, name, run.info.run_id, tags)
+    return {"model": name, "version": version, "model_uri": f"models:/{name}/{version}", "run_id": run.info.run_id,
+            "metrics": metrics, "golden_digest": golden_set.digest if golden_set else None, "tags": tags}

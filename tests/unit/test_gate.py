@@ -1,0 +1,104 @@
+"""The gate's decision on hand-built evidence: both verdicts, and each check's reason to fail."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evaluation.errors import ConfigError
+from registry.gate import Evidence, GateError, decide
+from registry.policy import GatePolicy, load_policy
+
+DIGEST = "d" * 64
+
+
+def evidence(version: str, per_query: np.ndarray, *, recall: float = 0.9, mrr: float = 0.7, p99: float = 10.0,
+             dim: int = 384, tokenizer: str = "t" * 64) -> Evidence:
+    scores = {f"q{i}": float(v) for i, v in enumerate(per_query)}
+    return Evidence(version=version, golden_digest=DIGEST,
+                    metrics={"ndcg_at_10": float(np.mean(per_query)), "recall_at_10": recall, "mrr_at_10": mrr},
+                    per_query=scores, embedding_dim=dim, tokenizer_sha256=tokenizer,
+                    latency_ms={"p50": p99 / 2, "p95": p99 * 0.9, "p99": p99})
+
+
+rng = np.random.default_rng(0)
+BASE = rng.uniform(0.3, 0.8, size=150)
+PRODUCTION = evidence("1", BASE)
+BETTER = evidence("2", np.clip(BASE + 0.04 + rng.normal(0, 0.03, 150), 0, 1))  # +~0.04 nDCG on most queries
+POLICY = GatePolicy(n_resamples=2000)
+
+
+def latency(side: Evidence, p99: float) -> Evidence:
+    return replace(side, latency_ms=side.latency_ms | {"p99": p99})
+
+
+def failed(decision) -> set[str]:
+    return {c.name for c in decision.failed_checks}
+
+
+def test_a_clearly_better_candidate_passes_every_check() -> None:
+    decision = decide(POLICY, BETTER, PRODUCTION)
+    assert decision.verdict == "pass" and failed(decision) == set()
+    assert decision.comparison["p_value"] < 0.001 and not decision.reindex_required
+    assert decision.differences["q0"] == pytest.approx(BETTER.per_query["q0"] - BASE[0])
+
+
+def test_the_same_model_is_rejected_for_no_improvement() -> None:
+    decision = decide(POLICY, replace(PRODUCTION, version="2"), PRODUCTION)
+    assert decision.verdict == "reject"
+    assert failed(decision) == {"ndcg_at_10_improvement", "ndcg_at_10_significance"}
+
+
+def test_a_small_noisy_gain_is_rejected_as_not_significant() -> None:
+    noisy = evidence("2", np.clip(BASE + 0.006 + rng.normal(0, 0.15, 150), 0, 1))
+    decision = decide(GatePolicy(n_resamples=2000, min_delta=0.0), noisy, PRODUCTION)
+    assert "ndcg_at_10_significance" in failed(decision) and decision.verdict == "reject"
+
+
+def test_a_guard_metric_drop_rejects_even_a_better_primary() -> None:
+    decision = decide(POLICY, replace(BETTER, metrics=BETTER.metrics | {"recall_at_10": 0.88}), PRODUCTION)
+    assert failed(decision) == {"recall_at_10_guard"}
+    # exactly at the allowed drop is still fine
+    at_limit = replace(BETTER, metrics=BETTER.metrics | {"recall_at_10": 0.89})
+    assert decide(POLICY, at_limit, PRODUCTION).verdict == "pass"
+
+
+def test_latency_growth_beyond_the_budget_rejects() -> None:
+    assert failed(decide(POLICY, latency(BETTER, 12.6), PRODUCTION)) == {"latency_p99"}
+    assert decide(POLICY, latency(BETTER, 12.4), PRODUCTION).verdict == "pass"
+    assert decide(GatePolicy(n_resamples=2000, max_latency_increase=None), latency(BETTER, 99.0),
+                  PRODUCTION).verdict == "pass"
+
+
+def test_a_contract_change_rejects_unless_reindex_is_allowed() -> None:
+    wider = replace(BETTER, embedding_dim=768, tokenizer_sha256="u" * 64)
+    assert failed(decide(POLICY, wider, PRODUCTION)) == {"embedding_dim", "tokenizer"}
+    allowed = decide(GatePolicy(n_resamples=2000, allow_reindex=True), wider, PRODUCTION)
+    assert allowed.verdict == "pass" and allowed.reindex_required
+    assert {c.name for c in allowed.checks if c.waived} == {"embedding_dim", "tokenizer"}
+
+
+def test_non_finite_vectors_reject() -> None:
+    assert failed(decide(POLICY, replace(BETTER, finite=False), PRODUCTION)) == {"finite_vectors"}
+
+
+def test_different_golden_digests_are_refused() -> None:
+    with pytest.raises(GateError, match="different golden sets"):
+        decide(POLICY, replace(BETTER, golden_digest="e" * 64), PRODUCTION)
+
+
+def test_policy_file_overrides_and_refusals(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("min_delta: 0.01\nguards: {recall_at_10: 0.02}\ngolden: ../golden\n")
+    policy = load_policy(path)
+    assert policy.min_delta == 0.01 and policy.guards == {"recall_at_10": 0.02} and policy.alpha == 0.05
+    assert policy.golden == str((tmp_path.parent / "golden").resolve())
+    for text, message in [("min_delta: -1\n", "min_delta"), ("alpha: 1.5\n", "alpha"), ("colour: red\n", "colour"),
+                          ("primary_metric: bleu\n", "not a metric"), ("guards: {ndcg_at_10: 0.1}\n", "cannot also"),
+                          ("guards: {recall_at_10: 3}\n", r"within \[0, 1\]")]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_policy(path)

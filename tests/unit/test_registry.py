@@ -1,0 +1,184 @@
+"""Release-manager flows on a real MLflow store and ledger: register, gate, promote, roll back, history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from embedops.cli import app
+from registry.ledger import Ledger
+from registry.store import alias_version
+from tests.conftest import HELPCENTER
+
+runner = CliRunner()
+LENIENT = "min_delta: 0.0\nalpha: null\nguards: {}\nmax_latency_increase: null\nn_resamples: 200\n"
+STRICT = "min_delta: 0.5\nn_resamples: 200\nmax_latency_increase: null\n"
+
+
+def cli(*args: str) -> tuple[int, dict | None, str]:
+    result = runner.invoke(app, [*args, "--json"])
+    payload = json.loads(result.stdout) if result.stdout.strip() else None
+    return result.exit_code, payload, result.stderr
+
+
+@pytest.fixture
+def policies(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "lenient.yaml").write_text(LENIENT)
+    (tmp_path / "strict.yaml").write_text(STRICT)
+    return {"lenient": str(tmp_path / "lenient.yaml"), "strict": str(tmp_path / "strict.yaml")}
+
+
+@pytest.fixture
+def two_versions(store, tiny_model: Path, unique_name: str) -> str:
+    """v1 and v2 of the same tiny model, v1 in production."""
+    for _ in range(2):
+        code, _, err = cli("register", str(tiny_model), "--name", unique_name, "--golden", str(HELPCENTER))
+        assert code == 0, err
+    code, _, err = cli("promote", unique_name, "--version", "1", "--initial", "--reason", "first")
+    assert code == 0, err
+    return unique_name
+
+
+def ledger(store) -> Ledger:
+    return Ledger(f"sqlite:///{store.home / 'ledger.db'}")
+
+
+def outcomes(store, name: str) -> list[tuple[str, str | None, str | None, str]]:
+    return [(m.action, m.from_version, m.to_version, m.outcome) for m in ledger(store).history(name)]
+
+
+def test_register_tags_the_contract_and_golden_metrics(store, tiny_model: Path, unique_name: str) -> None:
+    code, payload, err = cli("register", str(tiny_model), "--name", unique_name, "--golden", str(HELPCENTER))
+    assert code == 0, err
+    tags = MlflowClient().get_model_version(unique_name, payload["version"]).tags
+    assert tags["embedding_dim"] == "32" and tags["golden_digest"] == payload["golden_digest"]
+    assert float(tags["ndcg_at_10"]) == pytest.approx(payload["metrics"]["ndcg_at_10"], abs=1e-6)
+
+
+def test_identical_models_share_a_tokenizer_hash(store, tiny_model: Path, unique_name: str) -> None:
+    for _ in range(2):
+        assert cli("register", str(tiny_model), "--name", unique_name, "--golden", str(HELPCENTER))[0] == 0
+    client = MlflowClient()
+    assert (client.get_model_version(unique_name, "1").tags["tokenizer_sha256"]
+            == client.get_model_version(unique_name, "2").tags["tokenizer_sha256"])
+
+
+def test_gate_rejects_then_passes_then_rollback_and_history(store, two_versions: str, policies: dict) -> None:
+    name = two_versions
+    code, payload, err = cli("promote", name, "--version", "2", "--golden", str(HELPCENTER),
+                             "--policy", policies["strict"])
+    assert code == 3 and "gate rejected" in err
+    assert payload["moved"] is False and payload["decision"]["verdict"] == "reject"
+    assert alias_version(name, "production") == "1"
+    version = MlflowClient().get_model_version(name, "2")
+    assert version.tags["gate_verdict"] == "reject"
+    run_id = version.tags["gate_decision_run_id"]
+    report = Path(MlflowClient().download_artifacts(run_id, "gate/report.html")).read_text()
+    assert "REJECT" in report and "<svg" in report and "ndcg_at_10_improvement" in report
+
+    time.sleep(0.05)
+    before_pass = dt.datetime.now(dt.UTC)
+    time.sleep(0.05)
+    code, payload, err = cli("promote", name, "--version", "2", "--golden", str(HELPCENTER),
+                             "--policy", policies["lenient"])
+    assert code == 0, err
+    assert payload["decision"]["verdict"] == "pass" and payload["production"] == "2"
+    # The same weights twice: production's corpus vectors were reused from the cache for both sides.
+    assert alias_version(name, "production") == "2" and alias_version(name, "previous") == "1"
+
+    time.sleep(0.05)
+    before_rollback = dt.datetime.now(dt.UTC)
+    time.sleep(0.05)
+    code, payload, err = cli("rollback", name, "--reason", "latency complaints")
+    assert code == 0, err
+    assert alias_version(name, "production") == "1" and alias_version(name, "previous") == "2"
+    assert outcomes(store, name) == [("promote", None, "1", "success"), ("promote", "1", "2", "rejected"),
+                                     ("promote", "1", "2", "success"), ("rollback", "2", "1", "success")]
+
+    assert cli("history", name, "--at", before_pass.isoformat())[1]["production_at"] == "1"
+    assert cli("history", name, "--at", before_rollback.isoformat())[1]["production_at"] == "2"
+    assert cli("history", name, "--at", dt.datetime.now(dt.UTC).isoformat())[1]["production_at"] == "1"
+    assert cli("history", name, "--at", "2001-01-01T00:00:00Z")[1]["production_at"] is None
+    table = runner.invoke(app, ["history", name])
+    assert table.exit_code == 0 and "latency complaints" in table.stdout
+
+
+def test_a_stale_expectation_is_a_conflict_with_its_ledger_row(store, two_versions: str) -> None:
+    code, _, err = cli("promote", two_versions, "--version", "2", "--skip-gate", "--reason", "hotfix",
+                       "--expect-production", "7")
+    assert code == 1 and "production moved from v7 to v1 since the gate ran" in err
+    assert alias_version(two_versions, "production") == "1"
+    assert outcomes(store, two_versions)[-1] == ("promote", "1", "2", "conflict")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["promote", "{name}", "--version", "9", "--skip-gate", "--reason", "x"], "has no version 9"),
+    (["promote", "{name}", "--version", "1", "--skip-gate", "--reason", "x"], "v1 is already production"),
+    (["promote", "{name}", "--version", "2", "--initial"], "--initial is only for the first promotion"),
+    (["promote", "{name}", "--version", "2", "--skip-gate"], "--skip-gate needs --reason"),
+    (["promote", "{name}", "--version", "2"], "the gate needs a golden set"),
+    (["rollback", "{name}", "--reason", "x"], "no previous production version"),
+    (["promote", "../{name}", "--version", "2", "--skip-gate", "--reason", "x"], "may use only"),
+    (["history", "{name}", "--at", "yesterday"], "is not an ISO time"),
+])
+def test_refusals_leave_production_alone(store, two_versions: str, args: list, message: str) -> None:
+    code, _, err = cli(*[a.replace("{name}", two_versions) for a in args])
+    assert code == 1 and message in err, err
+    assert alias_version(two_versions, "production") == "1"
+
+
+def test_policy_file_problems_are_config_errors(store, two_versions: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("min_delta: -0.1\nprimary_metrc: ndcg_at_10\n")
+    code, _, err = cli("promote", two_versions, "--version", "2", "--policy", str(bad), "--golden", str(HELPCENTER))
+    assert code == 1 and "min_delta" in err and "primary_metrc: unknown setting" in err
+
+
+def test_only_release_managers_move_production(store, two_versions: str, monkeypatch) -> None:
+    monkeypatch.setenv("EMBEDOPS_RELEASE_MANAGERS", "alice,carol")
+    code, _, err = cli("promote", two_versions, "--version", "2", "--skip-gate", "--reason", "x", "--actor", "bob")
+    assert code == 1 and "'bob' may not move production" in err
+    code, _, err = cli("promote", two_versions, "--version", "2", "--skip-gate", "--reason", "x", "--actor", "alice")
+    assert code == 0, err
+    assert ledger(store).history(two_versions)[-1].actor == "alice"
+
+
+def stored_weights(name: str, version: str) -> Path:
+    """Where the artifact store keeps this version's weights (the embedded store is a folder)."""
+    client = MlflowClient()
+    model_id = client.get_model_version(name, version).source.removeprefix("models:/")
+    location = client.get_logged_model(model_id).artifact_location.removeprefix("file://")
+    return Path(location) / "model.sentence_transformer" / "model.safetensors"
+
+
+def test_corrupt_weights_are_refused_before_the_alias_moves(store, two_versions: str) -> None:
+    weights = stored_weights(two_versions, "2")
+    weights.write_bytes(weights.read_bytes()[:1000])  # a truncated upload
+    code, _, err = cli("promote", two_versions, "--version", "2", "--skip-gate", "--reason", "x")
+    assert code == 1 and "model.safetensors is corrupt" in err
+    assert alias_version(two_versions, "production") == "1"
+
+
+def test_missing_weights_make_rollback_fail_with_a_ledger_row(store, two_versions: str) -> None:
+    assert cli("promote", two_versions, "--version", "2", "--skip-gate", "--reason", "x")[0] == 0
+    stored_weights(two_versions, "1").unlink()
+    code, _, err = cli("rollback", two_versions, "--reason", "bad release")
+    assert code == 1 and "missing or unusable" in err
+    assert alias_version(two_versions, "production") == "2"
+    assert outcomes(store, two_versions)[-1] == ("rollback", "2", "1", "failed")
+
+
+def test_the_ledger_is_append_only(store, two_versions: str) -> None:
+    book = ledger(store)
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), book.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alias_moves SET outcome = 'success'"))
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), book.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM alias_moves"))
+    assert len(book.history(two_versions)) == 1
