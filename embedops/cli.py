@@ -288,6 +288,9 @@ def promote(
     reason: Annotated[str, opt("Why; recorded in the ledger (required with --skip-gate).")] = "",
     initial: Annotated[bool, opt("First promotion: nothing is in production yet.", "--initial")] = False,
     skip_gate: Annotated[bool, opt("Move without the gate (needs --reason; recorded).", "--skip-gate")] = False,
+    gate_only: Annotated[
+        bool, opt("Run the gate; on a pass point `candidate` at the version, leave production.", "--gate-only")
+    ] = False,
     expect_production: Annotated[
         str | None, opt("Move only if production is still this version (default: what the gate ran against).")
     ] = None,
@@ -306,10 +309,14 @@ def promote(
         ctx = registry_context(settings, actor_name, gate_policy.release_managers)
         return promote_version(ctx, name, version, policy=gate_policy, golden=golden, golden_split=golden_split,
                                reason=reason, initial=initial, skip_gate=skip_gate,
-                               expected_production=expect_production)
+                               expected_production=expect_production, gate_only=gate_only)
 
     def render(result: dict[str, Any], settings: Settings) -> None:
         render_decision(result)
+        if "candidate" in result:
+            typer.echo(f"candidate  {result['model']} is now v{result['candidate']}; production stays "
+                       f"v{result['production']}")
+            return
         was = f"v{result['previous_production']}" if result["previous_production"] else "nothing"
         typer.echo(f"production {result['model']} is now v{result['production']} (was {was})")
 

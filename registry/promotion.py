@@ -7,19 +7,18 @@ import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from evaluation.errors import ConfigError, EmbedopsError
 from evaluation.golden import load_golden_set
 from evaluation.tracking import ensure_experiment
 from registry import store
 from registry.gate import GateDecision
-from registry.gate_job import run_gate
 from registry.ledger import Ledger
 from registry.moves import authorize, move_production
 from registry.policy import GatePolicy
 from registry.report import render_html
-from registry.store import PREVIOUS, PRODUCTION, RegistryError
+from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, RegistryError
 
 PROMOTIONS_EXPERIMENT = "promotions"
 
@@ -69,10 +68,16 @@ def log_decision(decision: GateDecision, name: str, golden: str, artifact_root: 
 
 def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden: str | None = None,
             golden_split: str | None = None, reason: str = "", initial: bool = False, skip_gate: bool = False,
-            expected_production: str | None = None, progress: bool = True) -> dict[str, Any]:
-    """Gate ``version`` against production and move the aliases; raises GateRejected on a failed gate."""
+            expected_production: str | None = None, gate_only: bool = False,
+            progress: bool = True) -> dict[str, Any]:
+    """Gate ``version`` against production and move the aliases; raises GateRejected on a failed gate.
+
+    ``gate_only`` (what automation may do) points ``candidate`` at a version that passed and leaves
+    production for a release manager.
+    """
     candidate = store.get_version(name, version)
-    authorize(ctx.actor, ctx.release_managers)
+    if not gate_only:
+        authorize(ctx.actor, ctx.release_managers)
     current = store.alias_version(name, PRODUCTION)
     if current == candidate.version:
         raise RegistryError(f"{name} v{version} is already production")
@@ -82,7 +87,9 @@ def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden
         raise RegistryError(f"{name} already has production v{current}: --initial is only for the first promotion")
     if skip_gate and not reason.strip():
         raise ConfigError("--skip-gate needs --reason (it is recorded in the ledger)")
-    store.check_version_files(candidate)
+    if gate_only and (skip_gate or current is None):
+        raise ConfigError("--gate-only needs a production version to gate against and cannot skip the gate")
+    check_files_or_record(ctx, candidate, action="promote", current=current, reason=reason)
     expected = expected_production if expected_production is not None else current
 
     decision_run_id = None
@@ -91,6 +98,8 @@ def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden
     if current is not None and not skip_gate:
         if not golden_dir:
             raise ConfigError("the gate needs a golden set: pass --golden DIR or set golden: in the policy file")
+        from registry.gate_job import run_gate  # loads torch: only when a gate actually runs
+
         golden_set = load_golden_set(golden_dir, golden_split or policy.golden_split)
         gate = run_gate(candidate, store.get_version(name, current), golden_set, policy, cache_dir=ctx.cache_dir,
                         progress=progress)
@@ -106,12 +115,32 @@ def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden
             payload = result_payload(name, candidate.version, current, decision, decision_run_id, moved=False)
             raise GateRejected(f"gate rejected {name} v{version} against production v{current} (failed: {failed}); "
                                "production is unchanged", payload)
+    if gate_only:
+        with ctx.ledger.locked(name) as conn:
+            old = store.alias_version(name, CANDIDATE)
+            store.set_alias(name, CANDIDATE, candidate.version)
+            ctx.ledger.append(conn, actor=ctx.actor, action="candidate", model=name, alias=CANDIDATE,
+                              from_version=old, to_version=candidate.version, outcome="success",
+                              reason=reason or "passed the gate", decision_run_id=decision_run_id)
+        return result_payload(name, candidate.version, current, decision, decision_run_id, moved=False) | {
+            "candidate": candidate.version}
     why = reason or ("initial promotion" if initial else "passed the gate")
     if skip_gate:
         why = f"gate skipped: {reason}"
     move_production(ctx.ledger, name=name, to_version=candidate.version, expected=expected, actor=ctx.actor,
                     action="promote", reason=why, decision_run_id=decision_run_id)
     return result_payload(name, candidate.version, current, decision, decision_run_id, moved=True)
+
+
+def check_files_or_record(ctx: Context, info: store.VersionInfo, *, action: Literal["promote", "rollback"],
+                          current: str | None, reason: str) -> None:
+    """A version whose files are missing or corrupt never gets an alias; the attempt is still on record."""
+    try:
+        store.check_version_files(info)
+    except EmbedopsError as exc:
+        ctx.ledger.record(actor=ctx.actor, action=action, model=info.name, alias=PRODUCTION, from_version=current,
+                          to_version=info.version, outcome="failed", reason=reason, detail=str(exc))
+        raise
 
 
 def result_payload(name: str, version: str, production: str | None, decision: GateDecision | None,
@@ -135,12 +164,7 @@ def rollback(ctx: Context, name: str, *, reason: str, to_version: str | None = N
     if target == current:
         raise RegistryError(f"{name} v{target} is already production")
     info = store.get_version(name, target)
-    try:
-        store.check_version_files(info)
-    except EmbedopsError as exc:
-        ctx.ledger.record(actor=ctx.actor, action="rollback", model=name, alias=PRODUCTION, from_version=current,
-                          to_version=target, outcome="failed", reason=reason, detail=str(exc))
-        raise
+    check_files_or_record(ctx, info, action="rollback", current=current, reason=reason)
     move_production(ctx.ledger, name=name, to_version=info.version, expected=current, actor=ctx.actor,
                     action="rollback", reason=reason)
     return {"model": name, "production": info.version, "previous_production": current, "moved": True}

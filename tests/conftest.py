@@ -28,14 +28,6 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_torch_thread() -> None:
-    # Two busy processes on two cores slow torch 10-45x; tests keep to one thread each.
-    import torch
-
-    torch.set_num_threads(1)
-
-
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 32-dim BERT whose vocabulary covers the help-center words."""

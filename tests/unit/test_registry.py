@@ -164,6 +164,7 @@ def test_corrupt_weights_are_refused_before_the_alias_moves(store, two_versions:
     code, _, err = cli("promote", two_versions, "--version", "2", "--skip-gate", "--reason", "x")
     assert code == 1 and "model.safetensors is corrupt" in err
     assert alias_version(two_versions, "production") == "1"
+    assert outcomes(store, two_versions)[-1] == ("promote", "1", "2", "failed")
 
 
 def test_missing_weights_make_rollback_fail_with_a_ledger_row(store, two_versions: str) -> None:
@@ -182,3 +183,16 @@ def test_the_ledger_is_append_only(store, two_versions: str) -> None:
     with pytest.raises(sa.exc.DBAPIError, match="append-only"), book.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM alias_moves"))
     assert len(book.history(two_versions)) == 1
+
+
+def test_automation_may_only_set_the_candidate(store, two_versions: str, policies: dict, monkeypatch) -> None:
+    monkeypatch.setenv("EMBEDOPS_RELEASE_MANAGERS", "alice")
+    code, payload, err = cli("promote", two_versions, "--version", "2", "--golden", str(HELPCENTER),
+                             "--policy", policies["lenient"], "--gate-only", "--actor", "retrain-bot")
+    assert code == 0, err
+    assert payload["candidate"] == "2" and payload["production"] == "1"
+    assert alias_version(two_versions, "candidate") == "2" and alias_version(two_versions, "production") == "1"
+    assert outcomes(store, two_versions)[-1] == ("candidate", None, "2", "success")
+    code, _, err = cli("promote", two_versions, "--version", "2", "--golden", str(HELPCENTER),
+                       "--policy", policies["lenient"], "--actor", "retrain-bot")
+    assert code == 1 and "'retrain-bot' may not move production" in err
