@@ -31,7 +31,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def run_job(job: Callable[[Settings], dict[str, Any]], render: Callable[[dict[str, Any], Settings], None], *,
-            as_json: bool, debug: bool) -> None:
+            as_json: bool, debug: bool, exit_code: Callable[[dict[str, Any]], int] | None = None) -> None:
     """Run ``job`` with the store configured; map errors to one line and an exit code."""
     from evaluation.errors import EmbedopsError
     from registry.promotion import GateRejected
@@ -69,6 +69,9 @@ def run_job(job: Callable[[Settings], dict[str, Any]], render: Callable[[dict[st
         typer.echo(json.dumps(result, default=str))
     else:
         render(result, settings)
+    code = exit_code(result) if exit_code else 0
+    if code:
+        raise typer.Exit(code)
 
 
 def quiet_libraries(debug: bool) -> None:
@@ -386,6 +389,117 @@ def history(
             typer.echo(f"{m['ts']:24s} {m['actor'][:12]:12s} {m['action']:9s} {m['alias']:10s} "
                        f"{m['from_version'] or '-':>5s} {m['to_version'] or '-':>5s} {m['outcome']:9s} "
                        f"{m['reason']}" + (f" ({m['detail']})" if m["detail"] else ""))
+
+    run_job(job, render, as_json=as_json, debug=debug)
+
+
+def parse_time(value: str | None, flag: str) -> Any:
+    import datetime as dt
+
+    from evaluation.errors import ConfigError
+
+    if value is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{flag} '{value}' is not an ISO time (e.g. 2026-11-26T14:05:00Z)") from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def retrain_callable(settings: Settings, config_path: Path, who: str | None) -> Any:
+    from embedops.pipelines import load_retrain_config, retrain
+
+    cfg = load_retrain_config(config_path)
+    ctx = registry_context(settings, who or "embedops-retrain", [])
+
+    def run(trigger: dict[str, Any]) -> dict[str, Any]:
+        return retrain(cfg, ctx, artifact_root=settings.artifact_root, trigger=trigger)
+
+    return run
+
+
+@app.command()
+def drift(
+    name: Annotated[str, typer.Argument(help="Registered model name (its production version embeds).")],
+    current: Annotated[Path, opt("Traffic: a JSONL file or a folder of them ({\"text\", \"ts\"} per line).")],
+    reference: Annotated[Path, opt("Reference texts in the same format (e.g. a sample of training queries).")],
+    start: Annotated[str | None, opt("Current window start (ISO time, inclusive).")] = None,
+    end: Annotated[str | None, opt("Current window end (ISO time, exclusive).")] = None,
+    config: Annotated[Path | None, opt("Drift config YAML: window sizes, trigger thresholds, cooldown.")] = None,
+    retrain_config: Annotated[Path | None, opt("Retrain config: lets a flagged window start a retrain.")] = None,
+    report: Annotated[bool, opt("Build the full Evidently HTML report even without drift.", "--report")] = False,
+    actor_name: Annotated[str | None, opt("Who acts for a triggered retrain.", "--actor")] = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Compare recent traffic with a reference in the production model's embedding space (exit 4: drift)."""
+
+    def job(settings: Settings) -> dict[str, Any]:
+        from monitoring.config import load_drift_config
+        from monitoring.job import run_drift
+        from monitoring.state import TriggerStore
+        from monitoring.windows import read_window
+        from registry.ledger import Ledger
+
+        cfg = load_drift_config(config)
+        ref = read_window(reference, size=cfg.reference_size, seed=cfg.seed)
+        cur = read_window(current, start=parse_time(start, "--start"), end=parse_time(end, "--end"),
+                          size=cfg.current_size, seed=cfg.seed)
+        hook = retrain_callable(settings, retrain_config, actor_name) if retrain_config else None
+        return run_drift(name, ref, cur, cfg, trigger_store=TriggerStore(Ledger(settings.ledger_url)),
+                         cache_dir=settings.cache_dir, artifact_root=settings.artifact_root, retrain=hook,
+                         force_report=report)
+
+    def render(result: dict[str, Any], settings: Settings) -> None:
+        signals = result["tokenizer"]["current"]
+        typer.echo(f"drift     {result['model']} v{result['version']}: score (classifier AUC) {result['score']:.3f}, "
+                   f"threshold {result['threshold']}, KS p = {result['p_value']:.3g} "
+                   f"({result['ks_dimensions']} dimensions differ)")
+        typer.echo(f"windows   current {result['window']['current']}, reference {result['window']['reference']}; "
+                   f"unknown tokens {signals['unknown_token_rate']:.2%}, truncated {signals['truncation_rate']:.2%}")
+        typer.echo(f"verdict   {'DRIFT' if result['drifted'] else 'no drift'}; trigger: {result['trigger']['action']} "
+                   f"({result['trigger']['reason']})")
+        if result["retrain"]:
+            typer.echo(f"retrain   v{result['retrain']['version']} gate {result['retrain']['verdict']} "
+                       f"(decision run {result['retrain']['decision_run_id']})")
+        typer.echo(f"run       {result['run_id']}" + ("  (Evidently report logged)" if result["report_logged"] else ""))
+
+    run_job(job, render, as_json=as_json, debug=debug, exit_code=lambda r: 4 if r["drifted"] else 0)
+
+
+@app.command()
+def retrain(
+    config: Annotated[Path | None, opt("Retrain config YAML (model, training data, golden set, policy).")] = None,
+    reset_breaker: Annotated[str | None, opt("Reset the circuit breaker of this model and exit.")] = None,
+    actor_name: Annotated[str | None, opt("Who is acting (default: EMBEDOPS_ACTOR, else the OS user).", "--actor")]
+    = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train a candidate on fresh data, register it and gate it (promote only with auto_promote: true)."""
+
+    def job(settings: Settings) -> dict[str, Any]:
+        from evaluation.errors import ConfigError
+
+        if reset_breaker:
+            from monitoring.state import TriggerStore
+            from registry.ledger import Ledger
+            from registry.names import validate_name
+
+            TriggerStore(Ledger(settings.ledger_url)).reset_breaker(validate_name(reset_breaker))
+            return {"model": reset_breaker, "breaker": "reset"}
+        if config is None:
+            raise ConfigError("pass --config retrain.yaml (or --reset-breaker NAME)")
+        return retrain_callable(settings, config, actor_name)({"drift_run_id": None})
+
+    def render(result: dict[str, Any], settings: Settings) -> None:
+        if "breaker" in result:
+            typer.echo(f"circuit breaker of {result['model']} reset")
+            return
+        typer.echo(f"retrain   {result['model']} v{result['version']} (training run {result['training_run_id']}); "
+                   f"gate {result['verdict']} (decision run {result['decision_run_id']}); production "
+                   f"v{result['production']}")
 
     run_job(job, render, as_json=as_json, debug=debug)
 

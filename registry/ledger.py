@@ -86,6 +86,14 @@ APPEND_ONLY_POSTGRES = [
 ]
 
 
+def format_ts(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_ts(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 class Ledger:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -99,7 +107,8 @@ class Ledger:
             for statement in APPEND_ONLY_SQLITE if self.dialect == "sqlite" else APPEND_ONLY_POSTGRES:
                 conn.exec_driver_sql(statement)
 
-    def _now(self) -> sa.ColumnElement:
+    def now_sql(self) -> sa.ColumnElement:
+        """The database clock as an ISO-8601 UTC string expression (one clock for every worker)."""
         if self.dialect == "sqlite":
             return sa.func.strftime("%Y-%m-%dT%H:%M:%fZ", "now")
         return sa.func.to_char(sa.func.timezone("UTC", sa.func.clock_timestamp()),
@@ -118,7 +127,7 @@ class Ledger:
                from_version: str | None, to_version: str | None, outcome: Outcome, reason: str = "",
                decision_run_id: str | None = None, detail: str = "") -> None:
         conn.execute(moves.insert().values(
-            ts=self._now(), actor=actor, action=action, model=model, alias=alias, from_version=from_version,
+            ts=self.now_sql(), actor=actor, action=action, model=model, alias=alias, from_version=from_version,
             to_version=to_version, reason=reason, decision_run_id=decision_run_id, outcome=outcome, detail=detail))
 
     def record(self, **row: Any) -> None:
@@ -133,13 +142,16 @@ class Ledger:
 
     def alias_at(self, model: str, at: dt.datetime, alias: str = "production") -> Move | None:
         """The last successful move of ``alias`` at or before ``at``: what it pointed to then."""
-        stamp = at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        stamp = format_ts(at)
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(moves).where(moves.c.model == model, moves.c.alias == alias,
                                        moves.c.outcome == "success", moves.c.ts <= stamp)
                 .order_by(moves.c.id.desc()).limit(1)).mappings().first()
         return Move(**dict(row)) if row else None
+
+    def now(self, conn: Connection) -> dt.datetime:
+        return parse_ts(conn.execute(sa.select(self.now_sql())).scalar_one())
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -88,7 +88,8 @@ def build_tiny_model(
     hf_dir.mkdir(parents=True, exist_ok=True)
     vocab = SPECIAL + sorted(words) + list("abcdefghijklmnopqrstuvwxyz0123456789?.,'!-:;")
     (hf_dir / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(hf_dir / "vocab.txt"), do_lower_case=True)
+    # transformers 5 takes the vocabulary as `vocab` (a path or a dict) and ignores `vocab_file`.
+    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(dict.fromkeys(vocab))}, do_lower_case=True)
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,

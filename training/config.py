@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from evaluation.models import is_mlflow_uri
 from evaluation.yamlconfig import build_config, read_yaml_mapping
 from registry.names import validate_name
 
@@ -67,7 +68,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
         values = read_yaml_mapping(Path(path))
         base = Path(path).resolve().parent
         for key in PATH_FIELDS:
-            if isinstance(values.get(key), str) and not Path(values[key]).expanduser().is_absolute():
+            value = values.get(key)
+            if isinstance(value, str) and not is_mlflow_uri(value) and not Path(value).expanduser().is_absolute():
                 values[key] = str((base / values[key]).resolve())
     values.update({k: v for k, v in overrides.items() if v is not None})
     return build_config(TrainConfig, values, source=str(path) if path else "flags", what="training config")

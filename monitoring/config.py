@@ -1,0 +1,33 @@
+"""The drift job's settings: window sizes and the retrain trigger's policy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evaluation.yamlconfig import build_config, read_yaml_mapping
+from monitoring.trigger import TriggerPolicy
+
+
+class DriftConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    current_size: int = Field(2000, ge=1, description="texts sampled from the current window")
+    reference_size: int = Field(5000, ge=1, description="texts sampled from the reference")
+    seed: int = 0
+    precision: Literal["fp32", "bf16"] = "fp32"
+    report: Literal["never", "on_drift", "always"] = "on_drift"
+    trigger: TriggerPolicy = Field(default_factory=TriggerPolicy)
+
+    def digest(self) -> str:
+        """Part of the idempotency key: the same window under another config is another decision."""
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()
+
+
+def load_drift_config(path: str | Path | None = None) -> DriftConfig:
+    values = read_yaml_mapping(Path(path)) if path else {}
+    return build_config(DriftConfig, values, source=str(path) if path else "defaults", what="drift config")

@@ -1,0 +1,89 @@
+"""Traffic windows: JSONL lines ``{"text": ..., "ts": ISO-8601}`` from a file or a folder of files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluation.errors import DataError
+
+
+@dataclass(frozen=True)
+class Window:
+    texts: list[str]
+    source: str
+    digest: str  # sha256 over the sampled texts, in order: the window's identity
+    total: int  # lines in the time range before sampling
+    dropped_empty: int
+
+
+def text_digest(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for text in texts:
+        h.update(text.encode("utf-8") + b"\n")
+    return h.hexdigest()
+
+
+def _parse_ts(value: object, path: Path, lineno: int) -> dt.datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise DataError("expected an ISO-8601 string", path=str(path), row=lineno, field="ts")
+    try:
+        stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(f"'{value[:40]}' is not an ISO-8601 time", path=str(path), row=lineno, field="ts") from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+
+
+def read_window(path: str | Path, *, start: dt.datetime | None = None, end: dt.datetime | None = None,
+                size: int | None = None, seed: int = 0) -> Window:
+    """Texts whose ``ts`` falls in [start, end) (lines without ``ts`` count when no range is given),
+    sampled without replacement to ``size`` with a fixed seed so a replay gives the same window."""
+    root = Path(path)
+    files = sorted(root.rglob("*.jsonl")) if root.is_dir() else [root]
+    if not root.exists():
+        raise DataError("traffic file or folder not found", path=str(root))
+    if not files:
+        raise DataError("no *.jsonl files in the traffic folder", path=str(root))
+    texts: list[str] = []
+    dropped = 0
+    for file in files:
+        try:
+            raw = file.read_bytes()
+        except OSError as exc:
+            raise DataError(f"cannot read ({exc.strerror})", path=str(file)) from None
+        for lineno, line in enumerate(raw.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise DataError("not UTF-8 text", path=str(file), row=lineno) from None
+            except json.JSONDecodeError as exc:
+                raise DataError(f"not valid JSON ({exc.msg})", path=str(file), row=lineno) from None
+            if not isinstance(record, dict) or "text" not in record:
+                raise DataError("expected an object with a 'text' field", path=str(file), row=lineno)
+            text = record["text"]
+            if text is not None and not isinstance(text, str):
+                raise DataError(f"expected text, got {type(text).__name__}", path=str(file), row=lineno,
+                                field="text")
+            stamp = _parse_ts(record.get("ts"), file, lineno)
+            if (start or end) and stamp is None:
+                continue
+            if (start and stamp < start) or (end and stamp >= end):
+                continue
+            if not text or not text.strip():
+                dropped += 1
+                continue
+            texts.append(text.strip())
+    total = len(texts)
+    if total == 0:
+        raise DataError(f"the window has no usable texts ({dropped} empty)", path=str(root))
+    if size is not None and total > size:
+        texts = random.Random(seed).sample(texts, size)
+    return Window(texts=texts, source=str(root), digest=text_digest(texts), total=total, dropped_empty=dropped)

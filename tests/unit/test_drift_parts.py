@@ -1,0 +1,67 @@
+"""Traffic windows, drift scores and tokenizer signals on data whose answer is known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evaluation.errors import DataError
+from monitoring.detect import drift_scores
+from monitoring.tokens import token_signals
+from monitoring.windows import read_window
+
+
+def traffic(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_windows_filter_by_time_and_sample_reproducibly(tmp_path: Path) -> None:
+    import datetime as dt
+
+    rows = [{"text": f"question {i}", "ts": f"2026-11-{1 + i % 20:02d}T10:00:00Z"} for i in range(100)]
+    path = traffic(tmp_path / "t.jsonl", [*rows, {"text": "  ", "ts": "2026-11-05T10:00:00Z"}])
+    start, end = dt.datetime(2026, 11, 5, tzinfo=dt.UTC), dt.datetime(2026, 11, 10, tzinfo=dt.UTC)
+    window = read_window(path, start=start, end=end)
+    assert window.total == 25 and window.dropped_empty == 1
+    a, b = read_window(path, size=10, seed=3), read_window(path, size=10, seed=3)
+    assert a.texts == b.texts and a.digest == b.digest and len(a.texts) == 10
+    assert read_window(path, size=10, seed=4).digest != a.digest
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "no usable texts"),
+    ('{"text": ""}\n{"text": "   "}\n', r"no usable texts \(2 empty\)"),
+    ('{"text": "a", "ts": "yesterday"}\n', "is not an ISO-8601 time"),
+    ('{"query": "a"}\n', "expected an object with a 'text' field"),
+    ('{"text": 5}\n', "expected text, got int"),
+])
+def test_bad_windows_are_data_errors(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        read_window(path)
+
+
+def test_same_distribution_scores_near_half_and_a_shift_scores_high() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(1500, 32))
+    same = rng.normal(size=(1500, 32))
+    shifted = np.vstack([rng.normal(size=(1200, 32)), rng.normal(loc=1.5, size=(300, 32))])  # 20% new topic
+    quiet = drift_scores(reference, same)
+    loud = drift_scores(reference, shifted)
+    assert quiet.auc < 0.55 and quiet.ks_p_value > 0.01
+    assert loud.auc > 0.6 and loud.ks_p_value < 1e-6 and loud.ks_dimensions > 20
+
+
+def test_token_signals_count_unknown_tokens_and_truncation(tiny_model: Path) -> None:
+    from evaluation.models import load_sentence_transformer
+
+    tokenizer = load_sentence_transformer(tiny_model, device="cpu").tokenizer
+    clean = token_signals(tokenizer, ["how do i export invoices"], 64)
+    assert clean.unknown_token_rate == 0.0 and clean.truncation_rate == 0.0
+    odd = token_signals(tokenizer, ["invoice ©©©", "how " * 100], 64)
+    assert 0 < odd.unknown_token_rate < 1 and odd.truncation_rate == 0.5
