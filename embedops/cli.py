@@ -204,7 +204,7 @@ def evaluate(
     run_job(job, render, as_json=as_json, debug=debug)
 
 
-ActorOpt = Annotated[str | None, opt("Who is acting (default: EMBEDOPS_ACTOR, else the OS user).")]
+ActorOpt = Annotated[str | None, opt("Who is acting (default: EMBEDOPS_ACTOR, else the OS user).", "--actor")]
 
 
 def registry_context(settings: Settings, who: str | None, policy_managers: list[str]) -> Any:
@@ -297,8 +297,7 @@ def promote(
     expect_production: Annotated[
         str | None, opt("Move only if production is still this version (default: what the gate ran against).")
     ] = None,
-    actor_name: Annotated[str | None, opt("Who is acting (default: EMBEDOPS_ACTOR, else the OS user).", "--actor")]
-    = None,
+    actor_name: ActorOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -332,8 +331,7 @@ def rollback(
     reason: Annotated[str, opt("Why; recorded in the ledger.")],
     to_version: Annotated[str | None, opt("Roll back to this version instead of `previous`.")] = None,
     policy: Annotated[Path | None, opt("Policy file holding release_managers, if any.")] = None,
-    actor_name: Annotated[str | None, opt("Who is acting (default: EMBEDOPS_ACTOR, else the OS user).", "--actor")]
-    = None,
+    actor_name: ActorOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -423,13 +421,15 @@ def retrain_callable(settings: Settings, config_path: Path, who: str | None) -> 
 def drift(
     name: Annotated[str, typer.Argument(help="Registered model name (its production version embeds).")],
     current: Annotated[Path, opt("Traffic: a JSONL file or a folder of them ({\"text\", \"ts\"} per line).")],
-    reference: Annotated[Path, opt("Reference texts in the same format (e.g. a sample of training queries).")],
+    reference: Annotated[
+        Path | None, opt("Reference texts in the same format (default: production's training queries).")
+    ] = None,
     start: Annotated[str | None, opt("Current window start (ISO time, inclusive).")] = None,
     end: Annotated[str | None, opt("Current window end (ISO time, exclusive).")] = None,
     config: Annotated[Path | None, opt("Drift config YAML: window sizes, trigger thresholds, cooldown.")] = None,
     retrain_config: Annotated[Path | None, opt("Retrain config: lets a flagged window start a retrain.")] = None,
     report: Annotated[bool, opt("Build the full Evidently HTML report even without drift.", "--report")] = False,
-    actor_name: Annotated[str | None, opt("Who acts for a triggered retrain.", "--actor")] = None,
+    actor_name: ActorOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -443,7 +443,12 @@ def drift(
         from registry.ledger import Ledger
 
         cfg = load_drift_config(config)
-        ref = read_window(reference, size=cfg.reference_size, seed=cfg.seed)
+        if reference is None:
+            from embedops.pipelines import default_reference
+
+            ref = default_reference(name, size=cfg.reference_size, seed=cfg.seed)
+        else:
+            ref = read_window(reference, size=cfg.reference_size, seed=cfg.seed)
         cur = read_window(current, start=parse_time(start, "--start"), end=parse_time(end, "--end"),
                           size=cfg.current_size, seed=cfg.seed)
         hook = retrain_callable(settings, retrain_config, actor_name) if retrain_config else None
@@ -472,8 +477,7 @@ def drift(
 def retrain(
     config: Annotated[Path | None, opt("Retrain config YAML (model, training data, golden set, policy).")] = None,
     reset_breaker: Annotated[str | None, opt("Reset the circuit breaker of this model and exit.")] = None,
-    actor_name: Annotated[str | None, opt("Who is acting (default: EMBEDOPS_ACTOR, else the OS user).", "--actor")]
-    = None,
+    actor_name: ActorOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:

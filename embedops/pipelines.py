@@ -95,3 +95,32 @@ def retrain(cfg: RetrainConfig, ctx: Any, *, artifact_root: str | None, trigger:
             "drift_run_id": drift_run_id, "verdict": verdict, "decision_run_id": outcome.get("decision_run_id"),
             "production": outcome.get("production"), "candidate": outcome.get("candidate"),
             "metrics": result.metrics}
+
+
+def default_reference(name: str, *, size: int, seed: int) -> Any:
+    """The production version's own training queries (its anchors), sampled with a fixed seed.
+
+    What the model was tuned on is what "normal" traffic looked like when it was promoted; the
+    sample is a pure function of the version's recorded data and the seed, so it stays fixed.
+    """
+    import random
+
+    from evaluation.errors import ConfigError
+    from monitoring.windows import Window, text_digest
+    from registry.store import PRODUCTION, RegistryError, alias_version, client, get_version
+    from training.data import load_training_data
+
+    version = alias_version(name, PRODUCTION)
+    if version is None:
+        raise RegistryError(f"{name} has nothing in production")
+    info = get_version(name, version)
+    params = client().get_run(info.run_id).data.params if info.run_id else {}
+    if "data" not in params:
+        raise ConfigError(f"{name} v{version} has no training data on record (registered, not trained): "
+                          "pass --reference")
+    data = load_training_data(params["data"], split=params.get("data_split", "train"))
+    anchors = list(dict.fromkeys(row[0] for row in data.rows))
+    if len(anchors) > size:
+        anchors = random.Random(seed).sample(anchors, size)
+    return Window(texts=anchors, source=f"{params['data']} (training anchors of v{version})",
+                  digest=text_digest(anchors), total=len(data), dropped_empty=0)

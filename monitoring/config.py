@@ -20,6 +20,7 @@ class DriftConfig(BaseModel):
     reference_size: int = Field(5000, ge=1, description="texts sampled from the reference")
     seed: int = 0
     precision: Literal["fp32", "bf16"] = "fp32"
+    pca_components: int | None = Field(64, ge=2, description="principal components the checks run on; null: all")
     report: Literal["never", "on_drift", "always"] = "on_drift"
     trigger: TriggerPolicy = Field(default_factory=TriggerPolicy)
 

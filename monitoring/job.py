@@ -65,7 +65,7 @@ def run_drift(name: str, reference: Window, current: Window, config: DriftConfig
     cache = EmbeddingCache(cache_dir) if cache_dir else None
     ref_vectors = embed_window(loaded, reference, precision=precision, cache=cache, progress=progress)
     cur_vectors = embed_window(loaded, current, precision=precision, cache=cache, progress=progress)
-    scores = drift_scores(ref_vectors, cur_vectors)
+    scores = drift_scores(ref_vectors, cur_vectors, pca_components=config.pca_components)
     max_len = int(loaded.model.max_seq_length)
     signals = {"current": token_signals(loaded.model.tokenizer, current.texts, max_len).to_dict(),
                "reference": token_signals(loaded.model.tokenizer, reference.texts, max_len).to_dict()}

@@ -76,3 +76,46 @@ def test_a_drifted_window_retrains_gates_and_records_the_chain(store, tiny_model
     code, again, _ = cli(*args)
     assert code == 4 and again["trigger"]["action"] == "none" and "already handled" in again["trigger"]["reason"]
     assert again["retrain"] is None
+
+
+def test_default_reference_and_a_crashing_retrain(store, tiny_model: Path, tmp_path: Path, unique_name: str) -> None:
+    from monitoring.config import load_drift_config
+    from monitoring.job import run_drift
+    from monitoring.state import TriggerStore
+    from monitoring.windows import read_window
+
+    name = unique_name
+    assert cli("register", str(tiny_model), "--name", name)[0] == 0
+    assert cli("promote", name, "--version", "1", "--initial")[0] == 0
+    rng = random.Random(1)
+    current = traffic(tmp_path / "current.jsonl", [" ".join(rng.choices(BIO, k=6)) for _ in range(200)])
+    config = tmp_path / "drift.yaml"
+    config.write_text("report: never\ntrigger: {min_window: 100, consecutive: 1, high_threshold: 0.6}\n")
+
+    # A registered (untrained) production version has no training queries to compare with.
+    code, _, err = cli("drift", name, "--current", str(current), "--config", str(config))
+    assert code == 1 and "has no training data on record" in err
+
+    # A trained one does: its training anchors are the default reference.
+    code, _, err = cli("train", "--data", str(HELPCENTER / "train_pairs.jsonl"), "--base-model",
+                       str(tiny_model), "--name", name, "--max-steps", "1", "--batch-size", "8")
+    assert code == 0, err
+    assert cli("promote", name, "--version", "2", "--skip-gate", "--reason", "trained")[0] == 0
+    code, result, err = cli("drift", name, "--current", str(current), "--config", str(config))
+    assert code == 4, err
+    assert result["window"]["reference"] == 195 and result["trigger"]["action"] == "none"  # no retrain configured
+
+    # A retrain that crashes: the error surfaces, the lease is released and the breaker counts it.
+    def crash(_: dict) -> dict:
+        raise RuntimeError("out of disk")
+
+    ledger = Ledger(f"sqlite:///{store.home / 'ledger.db'}")
+    trigger_store = TriggerStore(ledger)
+    cfg = load_drift_config(config)
+    questions = [q["text"] for q in read_jsonl(HELPCENTER / "queries.jsonl")]
+    reference = read_window(traffic(tmp_path / "ref.jsonl", questions))
+    with pytest.raises(RuntimeError, match="out of disk"):
+        run_drift(name, reference, read_window(current), cfg, trigger_store=trigger_store, cache_dir=None,
+                  artifact_root=store.artifact_root, retrain=crash, progress=False)
+    status = trigger_store.status(name)
+    assert status["lease_holder"] is None and status["failures"] == 1 and not status["breaker_open"]

@@ -46,8 +46,8 @@ def shuffled_pairs(source: list[dict], path: Path) -> Path:
     return write_jsonl(path, [{"anchor": r["anchor"], "positive": p} for r, p in zip(source, positives, strict=True)])
 
 
-def base_in_production(name: str, golden: Path, split: str = "test") -> None:
-    code, _, err = cli("register", minilm(), "--name", name, "--golden", str(golden), "--golden-split", split)
+def base_in_production(name: str) -> None:
+    code, _, err = cli("register", minilm(), "--name", name)
     assert code == 0, err
     code, _, err = cli("promote", name, "--version", "1", "--initial", "--reason", "base model")
     assert code == 0, err
@@ -55,7 +55,7 @@ def base_in_production(name: str, golden: Path, split: str = "test") -> None:
 
 def test_helpcenter_gate_passes_a_fine_tune_and_rejects_shuffled_pairs(store, tmp_path: Path,
                                                                        unique_name: str) -> None:
-    base_in_production(unique_name, HELPCENTER)
+    base_in_production(unique_name)
     good = train(store, unique_name, HELPCENTER / "train_pairs.jsonl", epochs=2, batch_size=16, learning_rate=5e-5)
     code, payload, err = cli("promote", unique_name, "--version", good, "--golden", str(HELPCENTER))
     assert code == 0, err
@@ -95,7 +95,7 @@ def chromium() -> str | None:
 @pytest.mark.skipif(not (SHARED_DATA / "scifact" / "corpus.jsonl").is_file(), reason="shared SciFact data absent")
 def test_scifact_gate_with_report_screenshot(store, tmp_path: Path, unique_name: str) -> None:
     golden = scifact_golden(tmp_path)
-    base_in_production(unique_name, golden)
+    base_in_production(unique_name)
     scifact = SHARED_DATA / "scifact"
     good = train(store, unique_name, scifact, data_split="train", epochs=1, batch_size=32, learning_rate=2e-5)
     code, payload, err = cli("promote", unique_name, "--version", good, "--golden", str(golden))
@@ -105,8 +105,8 @@ def test_scifact_gate_with_report_screenshot(store, tmp_path: Path, unique_name:
     assert alias_version(unique_name, "production") == good
 
     pairs = [{"anchor": a, "positive": p} for a, p in load_training_data(scifact, split="train").rows]
-    bad = train(store, unique_name, shuffled_pairs(pairs, tmp_path / "shuffled.jsonl"), max_steps=12,
-                batch_size=32, learning_rate=1e-4)
+    bad = train(store, unique_name, shuffled_pairs(pairs, tmp_path / "shuffled.jsonl"), max_steps=6,
+                batch_size=32, learning_rate=2e-4)
     code, payload, err = cli("promote", unique_name, "--version", bad, "--golden", str(golden))
     assert code == 3 and payload["decision"]["verdict"] == "reject"
     assert alias_version(unique_name, "production") == good
