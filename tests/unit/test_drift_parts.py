@@ -65,3 +65,16 @@ def test_token_signals_count_unknown_tokens_and_truncation(tiny_model: Path) -> 
     assert clean.unknown_token_rate == 0.0 and clean.truncation_rate == 0.0
     odd = token_signals(tokenizer, ["invoice ©©©", "how " * 100], 64)
     assert 0 < odd.unknown_token_rate < 1 and odd.truncation_rate == 0.5
+
+
+def test_a_model_returning_nan_stops_the_drift_job_with_a_model_error(tmp_path: Path) -> None:
+    from evaluation.errors import ModelError
+    from evaluation.job import LoadedModel
+    from monitoring.job import embed_window
+    from tests.keyword_encoder import KeywordEncoder
+
+    encoder = KeywordEncoder(["invoice", "tax"], fail_on="tax")
+    encoder.max_seq_length = 128  # type: ignore[attr-defined]
+    window = read_window(traffic(tmp_path / "t.jsonl", [{"text": "invoice"}, {"text": "tax return"}]))
+    with pytest.raises(ModelError, match="NaN/Inf vectors for 1 of 2 window texts"):
+        embed_window(LoadedModel("kw", encoder, "d" * 64), window, precision="fp32", cache=None, progress=False)
