@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,7 @@ def test_an_unresolvable_model_uri_is_a_model_error(store) -> None:
 
 
 def test_evaluate_cli_logs_a_run_with_the_per_query_table(store, tiny_model: Path) -> None:
+    shutil.rmtree(store.cache_dir, ignore_errors=True)  # other tests share the store: start cold
     result = runner.invoke(app, ["evaluate", "--model", str(tiny_model), "--golden", str(HELPCENTER),
                                  "--latency-calls", "10", "--json"])
     assert result.exit_code == 0, result.stderr
