@@ -3,7 +3,7 @@
 Only safetensors weights are accepted and remote code is never trusted: a folder holding pickle
 weights (``*.bin``, ``*.pt``, ``*.pth``, ``*.pkl``) is refused. MLflow URIs are downloaded and the
 flavor's folder is loaded here rather than through ``mlflow.sentence_transformers.load_model``,
-which would pass ``trust_remote_code=True``.
+which would turn remote code on (it passes trust_remote_code as true).
 """
 
 from __future__ import annotations
