@@ -361,20 +361,9 @@ def history(
     """The audit ledger of a model's alias moves; with --at, what production was at that time."""
 
     def job(settings: Settings) -> dict[str, Any]:
-        import datetime as dt
-
-        from evaluation.errors import ConfigError
         from registry.promotion import history as ledger_history
 
-        when = None
-        if at:
-            try:
-                when = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
-            except ValueError:
-                raise ConfigError(f"--at '{at}' is not an ISO time (e.g. 2026-11-26T14:05:00Z)") from None
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=dt.UTC)
-        return ledger_history(registry_context(settings, None, []), name, when)
+        return ledger_history(registry_context(settings, None, []), name, parse_time(at, "--at"))
 
     def render(result: dict[str, Any], settings: Settings) -> None:
         if "at" in result:

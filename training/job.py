@@ -107,7 +107,7 @@ def _run_training(cfg: TrainConfig, download_dir: Path, *, artifact_root: str | 
             mlflow.log_metrics({f"base_{k}": v for k, v in base_metrics.items()})
 
         dataset = mine_negatives(model, data, cfg, progress) if cfg.hard_negatives else data.to_dataset()
-        loss = build_loss(model, cfg, tuple(dataset.column_names))
+        loss = build_loss(model, cfg)
         notify(f"training: loss {cfg.loss}, {len(dataset)} rows, batch {cfg.batch_size}, "
                f"{cfg.max_steps or cfg.epochs} {'steps' if cfg.max_steps else 'epochs'}")
         with tempfile.TemporaryDirectory() as tmp:

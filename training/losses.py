@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from evaluation.errors import ConfigError
 from training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -12,7 +11,8 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 
-def build_loss(model: SentenceTransformer, cfg: TrainConfig, columns: tuple[str, ...]) -> torch.nn.Module:
+def build_loss(model: SentenceTransformer, cfg: TrainConfig) -> torch.nn.Module:
+    """The configured loss; the job checked beforehand that the data has the columns it needs."""
     from sentence_transformers.sentence_transformer import losses
 
     if cfg.loss == "contrastive":
@@ -22,9 +22,6 @@ def build_loss(model: SentenceTransformer, cfg: TrainConfig, columns: tuple[str,
         # Same objective, gradient caching: effective batch size far above what memory holds at once.
         return losses.CachedMultipleNegativesRankingLoss(model, scale=cfg.scale,
                                                          mini_batch_size=cfg.mini_batch_size)
-    if "negative" not in columns:
-        raise ConfigError("loss 'triplet' needs a 'negative' column: add one to the data or set "
-                          "hard_negatives: true to mine them with the base model")
     # TripletLoss defaults to Euclidean distance with margin 5; unit vectors are at most 2 apart,
     # so that margin is never met and nothing trains. Cosine distance with a small margin does.
     metric = {"cosine": losses.TripletDistanceMetric.COSINE,
