@@ -36,19 +36,33 @@ class CacheKey:
 # Runtime state a fast tokenizer writes into tokenizer.json once it has encoded something; it does
 # not change how text becomes ids (truncation length is max_seq_length, part of every cache key).
 RUNTIME_TOKENIZER_KEYS = ("truncation", "padding")
+# Call-time settings that transformers writes into tokenizer_config.json once a tokenizer has been
+# used (a trained or reloaded model has them, the same model fresh from its folder not), with the
+# values that change nothing. max_length is the model's max_seq_length, which the contract tracks.
+RUNTIME_CONFIG_DEFAULTS: dict[str, object] = {
+    "stride": 0, "pad_to_multiple_of": None, "pad_token_type_id": 0, "padding_side": "right",
+    "truncation_side": "right", "truncation_strategy": "longest_first"}
 
 
 def canonical_bytes(path: Path) -> bytes:
-    """A file's bytes, except tokenizer.json without its runtime state, so identical models hash alike."""
+    """A file's bytes, except tokenizer files without their runtime state, so identical models hash alike."""
     raw = path.read_bytes()
-    if path.name != "tokenizer.json":
+    if path.name not in ("tokenizer.json", "tokenizer_config.json"):
         return raw
     try:
         content = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return raw
-    for key in RUNTIME_TOKENIZER_KEYS:
-        content.pop(key, None)
+    if not isinstance(content, dict):
+        return raw
+    if path.name == "tokenizer.json":
+        for key in RUNTIME_TOKENIZER_KEYS:
+            content.pop(key, None)
+    else:
+        content.pop("max_length", None)
+        for key, default in RUNTIME_CONFIG_DEFAULTS.items():
+            if key in content and content[key] == default:
+                del content[key]
     return json.dumps(content, sort_keys=True, ensure_ascii=False).encode()
 
 

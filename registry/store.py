@@ -63,6 +63,12 @@ def list_versions(name: str) -> list[VersionInfo]:
     found = [_info(v) for v in client().search_model_versions(f"name='{name}'")]
     if not found:
         raise RegistryError(f"no registered model named '{name}'")
+    # Search results leave aliases empty on some stores; the registered model always has them.
+    by_version: dict[str, list[str]] = {}
+    for alias, version in (client().get_registered_model(name).aliases or {}).items():
+        by_version.setdefault(str(version), []).append(alias)
+    for info in found:
+        info.aliases[:] = sorted(set(info.aliases) | set(by_version.get(info.version, [])))
     return sorted(found, key=lambda v: int(v.version), reverse=True)
 
 

@@ -70,6 +70,25 @@ def test_identical_models_share_a_tokenizer_hash(store, tiny_model: Path, unique
             == client.get_model_version(unique_name, "2").tags["tokenizer_sha256"])
 
 
+def test_a_used_tokenizer_hashes_like_a_fresh_one_unless_a_setting_changes(tmp_path: Path) -> None:
+    """Retraining from a registered version writes call-time defaults into tokenizer_config.json;
+    that is the same tokenizer (the gate must not call it a new one), a real change is not."""
+    from registry.contract import tokenizer_sha256
+
+    base = {"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "BertTokenizer"}
+    used = base | {"max_length": 64, "stride": 0, "pad_to_multiple_of": None, "pad_token_type_id": 0,
+                   "padding_side": "right", "truncation_side": "right", "truncation_strategy": "longest_first"}
+    hashes = {}
+    for label, config in (("fresh", base), ("used", used), ("left", used | {"truncation_side": "left"}),
+                          ("cased", base | {"do_lower_case": False})):
+        folder = tmp_path / label
+        folder.mkdir()
+        (folder / "tokenizer_config.json").write_text(json.dumps(config))
+        hashes[label] = tokenizer_sha256([folder / "tokenizer_config.json"])
+    assert hashes["fresh"] == hashes["used"]
+    assert len({hashes["fresh"], hashes["left"], hashes["cased"]}) == 3
+
+
 def test_gate_rejects_then_passes_then_rollback_and_history(store, two_versions: str, policies: dict) -> None:
     name = two_versions
     code, payload, err = cli("promote", name, "--version", "2", "--golden", str(HELPCENTER),
@@ -99,6 +118,8 @@ def test_gate_rejects_then_passes_then_rollback_and_history(store, two_versions:
     code, payload, err = cli("rollback", name, "--reason", "latency complaints")
     assert code == 0, err
     assert alias_version(name, "production") == "1" and alias_version(name, "previous") == "2"
+    listed = {v["version"]: v["aliases"] for v in cli("models", name)[1]["versions"]}
+    assert listed == {"1": ["production"], "2": ["previous"]}
     assert outcomes(store, name) == [("promote", None, "1", "success"), ("promote", "1", "2", "rejected"),
                                      ("promote", "1", "2", "success"), ("rollback", "2", "1", "success")]
 
