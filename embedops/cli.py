@@ -284,7 +284,7 @@ def models(
 @app.command()
 def promote(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
-    version: Annotated[str, opt("The version to put in production.")],
+    version: Annotated[str, opt("The version to put in production: a number, or candidate / previous.")],
     golden: Annotated[str | None, opt("BEIR folder for the gate (or golden: in the policy).")] = None,
     golden_split: Annotated[str | None, opt("Split of the golden set (default: the policy's, test).")] = None,
     policy: Annotated[Path | None, opt("Gate policy YAML (default: the documented policy).")] = None,
@@ -370,10 +370,11 @@ def history(
             version = result["production_at"]
             typer.echo(f"at {result['at']} production was " + (f"v{version}" if version else "not set"))
             return
-        typer.echo(f"{'time (UTC)':24s} {'actor':12s} {'action':9s} {'alias':10s} {'from':>5s} {'to':>5s} "
+        width = max([5, *(len(m["actor"]) for m in result["moves"])])
+        typer.echo(f"{'time (UTC)':24s} {'actor':{width}s} {'action':9s} {'alias':10s} {'from':>5s} {'to':>5s} "
                    f"{'outcome':9s} reason")
         for m in result["moves"]:
-            typer.echo(f"{m['ts']:24s} {m['actor'][:12]:12s} {m['action']:9s} {m['alias']:10s} "
+            typer.echo(f"{m['ts']:24s} {m['actor']:{width}s} {m['action']:9s} {m['alias']:10s} "
                        f"{m['from_version'] or '-':>5s} {m['to_version'] or '-':>5s} {m['outcome']:9s} "
                        f"{m['reason']}" + (f" ({m['detail']})" if m["detail"] else ""))
 
@@ -385,7 +386,7 @@ def parse_time(value: str | None, flag: str) -> Any:
 
     from evaluation.errors import ConfigError
 
-    if value is None:
+    if not value:
         return None
     try:
         when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -411,13 +412,16 @@ def drift(
     name: Annotated[str, typer.Argument(help="Registered model name (its production version embeds).")],
     current: Annotated[Path, opt("Traffic: a JSONL file or a folder of them ({\"text\", \"ts\"} per line).")],
     reference: Annotated[
-        Path | None, opt("Reference texts in the same format (default: production's training queries).")
+        str | None, opt("Reference texts in the same format (default: production's training queries).")
     ] = None,
     start: Annotated[str | None, opt("Current window start (ISO time, inclusive).")] = None,
     end: Annotated[str | None, opt("Current window end (ISO time, exclusive).")] = None,
     config: Annotated[Path | None, opt("Drift config YAML: window sizes, trigger thresholds, cooldown.")] = None,
-    retrain_config: Annotated[Path | None, opt("Retrain config: lets a flagged window start a retrain.")] = None,
+    retrain_config: Annotated[str | None, opt("Retrain config: lets a flagged window start a retrain.")] = None,
     report: Annotated[bool, opt("Build the full Evidently HTML report even without drift.", "--report")] = False,
+    drift_exit_code: Annotated[
+        int, opt("Exit code when drift is flagged (0 under `mlflow run`, which fails a run on any other).")
+    ] = 4,
     actor_name: ActorOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
@@ -432,7 +436,8 @@ def drift(
         from registry.ledger import Ledger
 
         cfg = load_drift_config(config)
-        if reference is None:
+        # Empty strings count as "not given": MLproject parameters cannot be left out.
+        if not reference:
             from embedops.pipelines import default_reference
 
             ref = default_reference(name, size=cfg.reference_size, seed=cfg.seed)
@@ -440,7 +445,7 @@ def drift(
             ref = read_window(reference, size=cfg.reference_size, seed=cfg.seed)
         cur = read_window(current, start=parse_time(start, "--start"), end=parse_time(end, "--end"),
                           size=cfg.current_size, seed=cfg.seed)
-        hook = retrain_callable(settings, retrain_config, actor_name) if retrain_config else None
+        hook = retrain_callable(settings, Path(retrain_config), actor_name) if retrain_config else None
         return run_drift(name, ref, cur, cfg, trigger_store=TriggerStore(Ledger(settings.ledger_url)),
                          cache_dir=settings.cache_dir, artifact_root=settings.artifact_root, retrain=hook,
                          force_report=report)
@@ -459,7 +464,7 @@ def drift(
                        f"(decision run {result['retrain']['decision_run_id']})")
         typer.echo(f"run       {result['run_id']}" + ("  (Evidently report logged)" if result["report_logged"] else ""))
 
-    run_job(job, render, as_json=as_json, debug=debug, exit_code=lambda r: 4 if r["drifted"] else 0)
+    run_job(job, render, as_json=as_json, debug=debug, exit_code=lambda r: drift_exit_code if r["drifted"] else 0)
 
 
 @app.command()
@@ -499,28 +504,65 @@ def retrain(
 
 @app.command()
 def demo(
-    config: Annotated[Path, opt("Training config of the demo run.")] = EXAMPLES / "configs" / "train.yaml",
+    home: Annotated[Path, opt("Fresh EMBEDOPS_HOME for the demo (an earlier demo's home is replaced).")] = Path(
+        "demo-home"),
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Fine-tune all-MiniLM-L6-v2 on the bundled help-center sample and register it."""
+    """The whole lifecycle on the bundled help center: fine-tune, gate, drift, retrain, promote, roll back.
+
+    Uses the embedded store (sqlite + local artifacts) in --home, whatever MLFLOW_TRACKING_URI says;
+    exits 1 if any step's outcome differs from the expected one.
+    """
+    import os
+
+    from embedops.demo import prepare_home
+
+    try:
+        os.environ["EMBEDOPS_HOME"] = str(prepare_home(home))
+    except Exception as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    # Under `mlflow run` these name the project's store and run; the demo keeps to its own home.
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
+        os.environ.pop(key, None)
 
     def job(settings: Settings) -> dict[str, Any]:
-        from evaluation.errors import ConfigError
-        from training.config import load_config
-        from training.job import run_training
+        from embedops.demo import run_demo
+        from training.job import say
 
-        if not Path(config).is_file():
-            raise ConfigError(f"demo config not found: {config} (run the demo from an embedops checkout)")
-        result = run_training(load_config(config), artifact_root=settings.artifact_root, evaluate_base=True)
-        return result.to_dict() | {"improved": result.metrics["ndcg_at_10"] > result.base_metrics["ndcg_at_10"]}
+        # The trainer prints its log lines: keep stdout for the summary.
+        with contextlib.redirect_stdout(sys.stderr):
+            return run_demo(settings, EXAMPLES, notify=say)
 
-    def render(result: dict[str, Any], settings: Settings) -> None:
-        render_training(result, settings)
-        gain = result["metrics"]["ndcg_at_10"] - result["base_metrics"]["ndcg_at_10"]
-        typer.echo(f"\nfine-tuning changed nDCG@10 on the held-out questions by {gain:+.4f}")
+    run_job(job, render_demo, as_json=as_json, debug=debug, exit_code=lambda r: 0 if r["ok"] else 1)
 
-    run_job(job, render, as_json=as_json, debug=debug)
+
+def render_demo(result: dict[str, Any], settings: Settings) -> None:
+    titles = [f"{n}. {step['title']}" for n, step in enumerate(result["steps"], start=1)]
+    width = max(len(t) for t in titles)
+    typer.echo(f"\n{'step'.ljust(width)}  {'':4s}  outcome (details below)")
+    for title, step in zip(titles, result["steps"], strict=True):
+        typer.echo(f"{title.ljust(width)}  {'ok' if step['ok'] else 'FAIL':4s}  {step['actual']}")
+        if step["detail"]:
+            typer.echo(f"{'':{width}}        {step['detail']}")
+        if not step["ok"]:
+            typer.echo(f"{'':{width}}        expected: {step['expected']}")
+    typer.echo("\nhistory (the ledger, append-only):")
+    for move in result["history"]:
+        versions = f"{'v' + move['from_version'] if move['from_version'] else '-'} -> v{move['to_version']}"
+        typer.echo(f"  {move['ts'][:19]}  {move['action']:9s} {move['alias']:10s} {versions:9s} "
+                   f"{move['outcome']:8s} {move['actor']}: {move['reason']}")
+    typer.echo("\nHTML reports:")
+    for number, step in enumerate(result["steps"], start=1):
+        if step["report"]:
+            typer.echo(f"  step {number}: {step['report']}")
+    if result.get("retrain_report"):
+        typer.echo(f"  step 5, gate of the retrained model: {result['retrain_report']}")
+    failed = [s["title"] for s in result["steps"] if not s["ok"]]
+    typer.echo(f"\n{'every step as expected' if not failed else 'UNEXPECTED: ' + '; '.join(failed)} "
+               f"in {result['seconds'] / 60:.1f} min")
+    typer.echo(f"browse    {settings.ui_command()}")
 
 
 def main() -> None:

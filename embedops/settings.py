@@ -60,13 +60,21 @@ def apply_offline_env() -> None:
         os.environ.setdefault(key, value)
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative or absolute), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).expanduser().resolve()
+
+
 def load_settings() -> Settings:
     """``MLFLOW_TRACKING_URI`` if set; else sqlite and artifacts under ``EMBEDOPS_HOME`` (./mlruns)."""
     home = Path(os.environ.get("EMBEDOPS_HOME") or "mlruns").expanduser().resolve()
     embedded = f"sqlite:///{home / 'mlflow.db'}"
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    # mlflow.set_tracking_uri exports the variable too, so our own default can come back through it.
-    if uri and uri != embedded:
+    # mlflow.set_tracking_uri exports the variable too, so our own default can come back through it;
+    # `mlflow run` passes it on to the entry point, possibly spelled as a relative path.
+    if uri and sqlite_file(uri) != home / "mlflow.db":
         return Settings(home=home, tracking_uri=uri, artifact_root=None)
     return Settings(home=home, tracking_uri=embedded, artifact_root=(home / "artifacts").as_uri())
 
@@ -77,6 +85,12 @@ def configure() -> Settings:
     settings = load_settings()
     if settings.embedded:
         settings.home.mkdir(parents=True, exist_ok=True)
+        if not (settings.home / "mlflow.db").exists():
+            # Created here, MLflow's Default experiment keeps its artifacts in the home too (runs that
+            # `mlflow run` starts land there), not in a ./mlruns of whatever folder we run from.
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            SqlAlchemyStore(settings.tracking_uri, settings.artifact_root).engine.dispose()
     import mlflow
 
     mlflow.set_tracking_uri(settings.tracking_uri)

@@ -5,6 +5,12 @@ Everything here is invented for embedops. The articles call each feature by its 
 out"), which is exactly the gap a fine-tune closes: a stock model cannot know that Clockwork
 means recurring invoices until it has seen a few questions about it.
 
+It also writes the demo's second act. On 16 November 2026 Tallyhoo launches payroll: five new
+features ("Paystub", "Timecard", ...) that the fine-tuned model has never seen. `helpcenter-payroll/`
+is the help center after the launch (the original articles and questions plus the payroll ones),
+and `traffic/` is what customers typed into the search box: a reference week, a quiet week like
+the training data, then the launch week, when half of the questions are about payroll.
+
 Run it to regenerate the files (the output is deterministic):
 
     python examples/make_helpcenter.py
@@ -12,11 +18,15 @@ Run it to regenerate the files (the output is deterministic):
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 from pathlib import Path
 
-OUT = Path(__file__).parent / "helpcenter"
+HERE = Path(__file__).parent
+OUT = HERE / "helpcenter"
+PAYROLL_OUT = HERE / "helpcenter-payroll"
+TRAFFIC_OUT = HERE / "traffic"
 SEED = 20261126
 
 # name, what the customer calls it, one-line explanation, setup need, failure cause, plan limit
@@ -98,6 +108,39 @@ FEATURES: list[dict[str, object]] = [
          limit="three cards"),
 ]
 
+# Launched on 16 November 2026, after the first model went to production.
+PAYROLL: list[dict[str, object]] = [
+    dict(name="Paystub", plain=["payslips", "salary slips", "pay statements for my staff"],
+         intro="Paystub produces the statement each employee receives with every salary payment.",
+         setup="each employee's tax code and the address the statement should be sent to",
+         trouble="an employee record without a tax code, so the statement cannot be finalised",
+         limit="five employees"),
+    dict(name="Timecard", plain=["timesheets", "hours my employees worked", "clocking in and out"],
+         intro="Timecard records the hours each person worked so that hourly wages are paid right.",
+         setup="the working week and the rounding rule for late arrivals",
+         trouble="a shift left open overnight, which blocks the week from being approved",
+         limit="one approver"),
+    dict(name="Nestegg", plain=["pension contributions", "retirement savings for staff", "the workplace pension"],
+         intro="Nestegg deducts and forwards the retirement savings of each employee to the pension provider.",
+         setup="the provider's scheme number and the contribution rates",
+         trouble="a provider that rejected the file because an employee's birth date is missing",
+         limit="one pension provider"),
+    dict(name="Sunspot", plain=["paid holidays", "vacation days", "annual leave requests"],
+         intro="Sunspot tracks the days off each employee is entitled to, asks for, and has taken.",
+         setup="the yearly allowance and the month the leave year starts",
+         trouble="a request that overlaps a public holiday, which must be approved again",
+         limit="one leave policy"),
+    dict(name="Payday Run", plain=["running payroll", "paying my employees", "monthly salaries"],
+         intro="Payday Run calculates wages, deductions and taxes and pays everyone on the chosen day.",
+         setup="the pay day, the bank account salaries leave from and each employee's salary",
+         trouble="a balance too low on the paying account the day before pay day",
+         limit="monthly runs only"),
+]
+
+# How people really type into a search box: greetings, trailing words, lower case.
+OPENERS = ["", "", "", "hi, ", "hello, ", "quick question: ", "help: ", "hey - "]
+CLOSERS = ["", "", "", "?", " thanks", " please", " asap", "??"]
+
 # title, body, and the ways customers ask about it ({j} = product name, {p} = plain words)
 TOPICS: list[dict[str, object]] = [
     dict(title="Setting up {j}",
@@ -154,12 +197,13 @@ TOPICS: list[dict[str, object]] = [
 ]
 
 
-def build(rng: random.Random) -> tuple[list[dict], list[dict], list[tuple[str, str]], list[tuple[str, str]]]:
+def build(rng: random.Random, features: list[dict[str, object]], first: int = 0,
+          ) -> tuple[list[dict], list[dict], list[tuple[str, str]], list[tuple[str, str]]]:
     corpus: list[dict] = []
     queries: list[dict] = []
     train: list[tuple[str, str]] = []
     test: list[tuple[str, str]] = []
-    for f_idx, feature in enumerate(FEATURES):
+    for f_idx, feature in enumerate(features, start=first):
         for t_idx, topic in enumerate(TOPICS):
             doc_id = f"hc-{f_idx:02d}{t_idx:02d}"
             fill = {"j": feature["name"], **{k: v for k, v in feature.items() if k != "plain"}}
@@ -174,29 +218,74 @@ def build(rng: random.Random) -> tuple[list[dict], list[dict], list[tuple[str, s
     return corpus, queries, train, test
 
 
-def main() -> None:
-    rng = random.Random(SEED)
-    corpus, queries, train, test = build(rng)
-    (OUT / "qrels").mkdir(parents=True, exist_ok=True)
-    write_jsonl(OUT / "corpus.jsonl", corpus)
-    write_jsonl(OUT / "queries.jsonl", queries)
+def write_beir(out: Path, corpus: list[dict], queries: list[dict], train: list[tuple[str, str]],
+               test: list[tuple[str, str]]) -> list[dict]:
+    """The golden set in BEIR layout plus the training questions as pairs; returns the pairs."""
+    (out / "qrels").mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "corpus.jsonl", corpus)
+    write_jsonl(out / "queries.jsonl", queries)
     for split, rows in (("train", train), ("test", test)):
-        with open(OUT / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as fh:
+        with open(out / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as fh:
             fh.write("query-id\tcorpus-id\tscore\n")
             fh.writelines(f"{q}\t{d}\t1\n" for q, d in rows)
-
-    # The same training questions as flat files: pairs for contrastive runs, and triplets whose
-    # negative is the same kind of article about another feature (the confusable one).
     docs = {d["_id"]: f'{d["title"]} {d["text"]}' for d in corpus}
     texts = {q["_id"]: q["text"] for q in queries}
     pairs = [{"anchor": texts[q], "positive": docs[d]} for q, d in train]
-    write_jsonl(OUT / "train_pairs.jsonl", pairs)
+    write_jsonl(out / "train_pairs.jsonl", pairs)
+    return pairs
+
+
+def search_box(rng: random.Random, features: list[dict[str, object]]) -> str:
+    """One question as a customer types it: a random feature, topic and phrasing."""
+    feature = rng.choice(features)
+    ask = str(rng.choice(list(rng.choice(TOPICS)["asks"])))  # type: ignore[arg-type]
+    text = rng.choice(OPENERS) + ask.format(p=rng.choice(feature["plain"])) + rng.choice(CLOSERS)  # type: ignore[arg-type]
+    return text if rng.random() < 0.5 else text[0].upper() + text[1:]
+
+
+def traffic_day(rng: random.Random, day: dt.date, n: int, payroll_share: float) -> list[dict]:
+    rows = []
+    for _ in range(n):
+        features = PAYROLL if rng.random() < payroll_share else FEATURES
+        stamp = dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(seconds=rng.randrange(86_400))
+        rows.append({"text": search_box(rng, features), "ts": stamp.strftime("%Y-%m-%dT%H:%M:%SZ")})
+    return sorted(rows, key=lambda r: r["ts"])
+
+
+def write_payroll_act() -> None:
+    """The help center after the payroll launch, and three weeks of search-box traffic."""
+    rng = random.Random(SEED + 1)
+    old = build(random.Random(SEED), FEATURES)
+    new = build(rng, PAYROLL, first=len(FEATURES))
+    pairs = write_beir(PAYROLL_OUT, *(a + b for a, b in zip(old, new, strict=True)))
+
+    (TRAFFIC_OUT / "live").mkdir(parents=True, exist_ok=True)
+    launch = dt.date(2026, 11, 16)
+    reference = [row for k in range(14, 7, -1) for row in traffic_day(rng, launch - dt.timedelta(days=k), 300, 0.0)]
+    write_jsonl(TRAFFIC_OUT / "reference.jsonl", reference)
+    for k in range(-7, 7):  # a quiet week before the launch, then the launch week
+        day = launch + dt.timedelta(days=k)
+        write_jsonl(TRAFFIC_OUT / "live" / f"{day.isoformat()}.jsonl",
+                    traffic_day(rng, day, 160, 0.5 if k >= 0 else 0.0))
+    print(f"payroll: {len(pairs)} training pairs -> {PAYROLL_OUT}; traffic: {len(reference)} reference texts, "
+          f"14 days of 160 -> {TRAFFIC_OUT}")
+
+
+def main() -> None:
+    rng = random.Random(SEED)
+    corpus, queries, train, test = build(rng, FEATURES)
+    write_beir(OUT, corpus, queries, train, test)
+
+    # Triplets whose negative is the same kind of article about another feature (the confusable one).
+    docs = {d["_id"]: f'{d["title"]} {d["text"]}' for d in corpus}
+    texts = {q["_id"]: q["text"] for q in queries}
     triplets = []
     for q, d in train:
         other = rng.choice([f for f in range(len(FEATURES)) if f != int(d[3:5])])
         triplets.append({"anchor": texts[q], "positive": docs[d], "negative": docs[f"hc-{other:02d}{d[5:]}"]})
     write_jsonl(OUT / "train_triplets.jsonl", triplets)
     print(f"{len(corpus)} articles, {len(queries)} questions ({len(train)} train, {len(test)} test) -> {OUT}")
+    write_payroll_act()
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

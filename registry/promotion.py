@@ -75,7 +75,7 @@ def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden
     ``gate_only`` (what automation may do) points ``candidate`` at a version that passed and leaves
     production for a release manager.
     """
-    candidate = store.get_version(name, version)
+    candidate = store.get_version(name, resolve_alias(name, version))
     if not gate_only:
         authorize(ctx.actor, ctx.release_managers)
     current = store.alias_version(name, PRODUCTION)
@@ -130,6 +130,18 @@ def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden
     move_production(ctx.ledger, name=name, to_version=candidate.version, expected=expected, actor=ctx.actor,
                     action="promote", reason=why, decision_run_id=decision_run_id)
     return result_payload(name, candidate.version, current, decision, decision_run_id, moved=True)
+
+
+def resolve_alias(name: str, version: str) -> str:
+    """A version number as given, or the version an alias (``candidate``, ``@candidate``) points to."""
+    if str(version).isdigit():
+        return str(version)
+    alias = str(version).removeprefix("@")
+    resolved = store.alias_version(name, alias) if alias in (CANDIDATE, PREVIOUS) else None
+    if resolved is None:
+        raise RegistryError(f"{name}: '{version}' is neither a version number nor an alias that is set "
+                            f"({CANDIDATE}, {PREVIOUS}); see `embedops models {name}`")
+    return resolved
 
 
 def check_files_or_record(ctx: Context, info: store.VersionInfo, *, action: Literal["promote", "rollback"],

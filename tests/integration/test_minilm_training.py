@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 
 from evaluation.models import load_sentence_transformer
-from tests.conftest import HELPCENTER, REPO
+from tests.conftest import REPO
 from training.config import load_config
 from training.job import run_training
 
@@ -41,25 +36,3 @@ def test_minilm_fine_tune_registers_a_version_that_loads_as_both_flavors(store, 
     assert np.allclose(predicted, expected, atol=1e-5)
     assert np.allclose(flavor.encode(texts), expected, atol=1e-5)
     assert pyfunc.metadata.get_input_schema().input_types()[0].name == "string"
-
-
-def test_mlproject_train_entry_point_runs_the_cli(tmp_path: Path, tiny_model: Path) -> None:
-    """`mlflow run . -e train --env-manager local -P config=...` registers a version."""
-    config = tmp_path / "train.yaml"
-    config.write_text(f"data: {HELPCENTER / 'train_pairs.jsonl'}\nbase_model: {tiny_model}\nmax_steps: 2\n"
-                      "batch_size: 8\nmodel_name: mlproject-model\nexperiment: mlproject\n")
-    home = tmp_path / "home"
-    uri = f"sqlite:///{home / 'mlflow.db'}"
-    home.mkdir()
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    # Created up front with its artifacts in the home: `mlflow run` would put them in ./mlruns.
-    client.create_experiment("mlproject", artifact_location=(home / "artifacts").as_uri())
-    env = os.environ | {"EMBEDOPS_HOME": str(home), "MLFLOW_TRACKING_URI": uri,
-                        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    out = subprocess.run([sys.executable, "-m", "mlflow", "run", ".", "-e", "train", "--env-manager", "local",
-                          "--experiment-name", "mlproject", "-P", f"config={config}"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    (version,) = client.search_model_versions("name='mlproject-model'")
-    run = client.get_run(version.run_id)
-    assert run.info.status == "FINISHED" and run.data.tags.get("mlflow.project.entryPoint") == "train"

