@@ -50,11 +50,11 @@ def latency_profile(model: Encoder, texts: Sequence[str], *, calls: int = 100, b
 
 
 def paired_latency(model_a: Encoder, model_b: Encoder, texts: Sequence[str], *, calls: int = 200,
-                   warmup: int = 5) -> tuple[dict[str, float], dict[str, float]]:
-    """Single-text latency percentiles (ms) of two models, measured interleaved.
+                   warmup: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Single-text latencies (ms) of two models, call by call, measured interleaved.
 
     Calls alternate a, b, b, a, ... on the same texts, so a slow moment of the machine lands on
-    both sides instead of deciding the comparison.
+    both sides instead of deciding the comparison; index i of both arrays is one moment (a pair).
     """
     if not texts:
         raise ValueError("latency needs at least one text")
@@ -62,7 +62,7 @@ def paired_latency(model_a: Encoder, model_b: Encoder, texts: Sequence[str], *, 
     def once(model: Encoder, text: str) -> float:
         start = time.perf_counter()
         model.encode([text], batch_size=1, show_progress_bar=False, convert_to_numpy=True)
-        return time.perf_counter() - start
+        return (time.perf_counter() - start) * 1000
 
     for i in range(warmup):
         once(model_a, texts[i % len(texts)])
@@ -74,8 +74,8 @@ def paired_latency(model_a: Encoder, model_b: Encoder, texts: Sequence[str], *, 
             b[i], a[i] = once(model_b, text), once(model_a, text)
         else:
             a[i], b[i] = once(model_a, text), once(model_b, text)
+    return a, b
 
-    def summary(t: np.ndarray) -> dict[str, float]:
-        return {f"p{q}": float(np.percentile(t, q) * 1000) for q in (50, 95, 99)}
 
-    return summary(a), summary(b)
+def percentiles_ms(samples: np.ndarray) -> dict[str, float]:
+    return {f"p{q}": float(np.percentile(samples, q)) for q in (50, 95, 99)}

@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from evaluation.errors import ModelError
 from evaluation.golden import GoldenSet
 from evaluation.job import EvaluationReport, LoadedModel, evaluate_loaded, load_for_evaluation
-from evaluation.latency import paired_latency
+from evaluation.latency import paired_latency, percentiles_ms
 from registry.contract import save_tokenizer, tokenizer_sha256
 from registry.gate import Evidence, GateDecision, decide
 from registry.policy import GatePolicy
@@ -34,11 +36,12 @@ def tokenizer_of(info: VersionInfo, loaded: LoadedModel) -> str:
 
 
 def evidence(info: VersionInfo, loaded: LoadedModel, metrics: dict[str, float], per_query: dict[str, float],
-             golden: GoldenSet, latency: dict[str, float], *, finite: bool = True) -> Evidence:
+             golden: GoldenSet, latency: list[float], *, finite: bool = True) -> Evidence:
     return Evidence(
         version=info.version, golden_digest=golden.digest, metrics=metrics, per_query=per_query,
         embedding_dim=int(loaded.model.get_embedding_dimension()), tokenizer_sha256=tokenizer_of(info, loaded),
-        finite=finite, latency_ms=latency)
+        finite=finite, latency_ms=percentiles_ms(np.asarray(latency)) if latency else {},
+        latency_samples_ms=tuple(latency))
 
 
 def run_gate(candidate: VersionInfo, production: VersionInfo, golden: GoldenSet, policy: GatePolicy, *,
@@ -56,11 +59,12 @@ def run_gate(candidate: VersionInfo, production: VersionInfo, golden: GoldenSet,
     except ModelError:
         # NaN/Inf vectors: a verdict (reject on finite_vectors), not a crash. Scored as zero everywhere.
         cand_report, cand_scores = None, dict.fromkeys(prod_result.per_query, 0.0)
-    cand_latency: dict[str, float] = {}
-    prod_latency: dict[str, float] = {}
+    cand_latency: list[float] = []
+    prod_latency: list[float] = []
     if policy.max_latency_increase is not None and cand_report is not None:
-        cand_latency, prod_latency = paired_latency(cand_model.model, prod_model.model, golden.query_texts,
-                                                    calls=policy.latency_calls)
+        cand_calls, prod_calls = paired_latency(cand_model.model, prod_model.model, golden.query_texts,
+                                                calls=policy.latency_calls)
+        cand_latency, prod_latency = cand_calls.tolist(), prod_calls.tolist()
     prod_side = evidence(production, prod_model, prod_report.metrics,
                          {q: m[primary] for q, m in prod_result.per_query.items()}, golden, prod_latency)
     cand_metrics = cand_report.metrics if cand_report else dict.fromkeys(prod_report.metrics, 0.0)

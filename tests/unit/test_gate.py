@@ -73,6 +73,28 @@ def test_latency_growth_beyond_the_budget_rejects() -> None:
                   PRODUCTION).verdict == "pass"
 
 
+def calls(side: Evidence, samples: np.ndarray) -> Evidence:
+    p = {f"p{q}": float(np.percentile(samples, q)) for q in (50, 95, 99)}
+    return replace(side, latency_ms=p, latency_samples_ms=tuple(samples.tolist()))
+
+
+def test_latency_samples_reject_a_slower_model_but_not_a_few_unlucky_calls() -> None:
+    noise = np.random.default_rng(1)
+    steady = 10 + noise.gamma(2.0, 0.5, size=200)  # production: ~11 ms per call
+    same = 10 + noise.gamma(2.0, 0.5, size=200)
+    # 60% slower on every call: rejected, the bootstrap lower bound (+41%) is above the budget (+25%).
+    slower = decide(POLICY, calls(BETTER, same * 1.6), calls(PRODUCTION, steady))
+    assert failed(slower) == {"latency_p99"} and "95% lower bound" in slower.failed_checks[0].detail
+    # As fast, but three calls hit a busy moment (10x): the point p99 grows far past 25%...
+    unlucky = same.copy()
+    unlucky[[20, 90, 160]] *= 10
+    decision = decide(POLICY, calls(BETTER, unlucky), calls(PRODUCTION, steady))
+    (check,) = [c for c in decision.checks if c.name == "latency_p99"]
+    assert check.observed > 1.0
+    # ...but three calls of 200 are no evidence of a slower model: the lower bound stays in budget.
+    assert check.passed and decision.verdict == "pass"
+
+
 def test_a_contract_change_rejects_unless_reindex_is_allowed() -> None:
     wider = replace(BETTER, embedding_dim=768, tokenizer_sha256="u" * 64)
     assert failed(decide(POLICY, wider, PRODUCTION)) == {"embedding_dim", "tokenizer"}
