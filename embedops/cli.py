@@ -149,6 +149,66 @@ def train(
 
 
 @app.command()
+def tune(
+    config: Annotated[Path | None, opt("Tune YAML: train settings, search_space, objective, sampler, pruner.",
+                                       "--config", "-c")] = None,
+    data: Annotated[str | None, opt("Training pairs/triplets or a BEIR folder.")] = None,
+    data_split: Annotated[str | None, opt("qrels split when --data is a BEIR folder.")] = None,
+    golden: Annotated[str | None, opt("BEIR folder holding the objective's dev split.")] = None,
+    golden_split: Annotated[str | None, opt("The dev split the objective is scored on (never the gate's test).")
+                            ] = None,
+    n_trials: Annotated[int | None, opt("Trials this process runs (several workers on one study add up).")] = None,
+    timeout: Annotated[float | None, opt("Stop starting new trials after this many seconds.")] = None,
+    storage: Annotated[str | None, opt("Optuna storage URL (default: sqlite:///$EMBEDOPS_HOME/optuna.db).")] = None,
+    study: Annotated[str | None, opt("Study name (default: <model name>-tune); reuse it to resume or share.")
+                     ] = None,
+    loss: Annotated[str | None, opt("contrastive | cached_contrastive | triplet")] = None,
+    epochs: Annotated[float | None, opt("Passes over the data (unless searched).")] = None,
+    max_steps: Annotated[int | None, opt("Stop each trial after N steps.")] = None,
+    batch_size: Annotated[int | None, opt("Pairs per batch (unless searched).")] = None,
+    learning_rate: Annotated[float | None, opt("Peak learning rate (unless searched).")] = None,
+    base_model: Annotated[str | None, opt("Local model folder (default: bundled all-MiniLM-L6-v2).")] = None,
+    name: Annotated[str | None, opt("Registered model name for the best trial.")] = None,
+    precision: Annotated[str | None, opt("fp32 | bf16")] = None,
+    seed: Annotated[int | None, opt("Training seed of every trial.")] = None,
+    register: Annotated[bool, opt("Register the best trial as a version (alias candidate).",
+                                  "--register/--no-register")] = True,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Search fine-tuning settings with Optuna; every trial is a nested MLflow run; the best is registered."""
+
+    def job(settings: Settings) -> dict[str, Any]:
+        from embedops.settings import actor
+        from registry.ledger import Ledger
+        from training.tune import run_study
+        from training.tune_config import load_tune_config
+
+        cfg = load_tune_config(config, dict(
+            data=data, data_split=data_split, golden=golden, golden_split=golden_split, loss=loss, epochs=epochs,
+            max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, base_model=base_model,
+            model_name=name, precision=precision, seed=seed), n_trials=n_trials, timeout=timeout, storage=storage,
+            study=study)
+        url = cfg.storage or f"sqlite:///{settings.home / 'optuna.db'}"
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return run_study(cfg, storage_url=url, artifact_root=settings.artifact_root, register=register,
+                         ledger=Ledger(settings.ledger_url), actor=actor(None),
+                         notify=lambda line: typer.echo(line, err=as_json))
+
+    def render(result: dict[str, Any], settings: Settings) -> None:
+        trials = ", ".join(f"{n} {state}" for state, n in result["trials"].items() if n)
+        typer.echo(f"study     {result['study']}: {trials} (parent run {result['parent_run_id']})")
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in result["best_params"].items())
+        typer.echo(f"best      trial {result['best_trial']}: {result['best_value']:.4f} with {params}")
+        if result["version"]:
+            typer.echo(f"model     version {result['version']} (alias candidate; the gate decides on production)")
+        typer.echo(f"browse    {settings.ui_command()}")
+
+    run_job(job, render, as_json=as_json, debug=debug)
+
+
+@app.command()
 def evaluate(
     model: Annotated[str, opt("Model: models:/NAME/VERSION, models:/NAME@ALIAS, runs:/ID/model or a folder.")],
     golden: Annotated[str, opt("BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],

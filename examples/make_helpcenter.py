@@ -252,6 +252,19 @@ def traffic_day(rng: random.Random, day: dt.date, n: int, payroll_share: float) 
     return sorted(rows, key=lambda r: r["ts"])
 
 
+def write_tuning_split(train: list[tuple[str, str]], texts: dict[str, str], docs: dict[str, str]) -> None:
+    """A dev split for `embedops tune`, carved from the training questions (never from test, which
+    the gate judges): every fourth one is held out, and tune_pairs.jsonl trains on the rest."""
+    dev = train[::4]
+    held = {q for q, _ in dev}
+    with open(OUT / "qrels" / "dev.tsv", "w", encoding="utf-8") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n")
+        fh.writelines(f"{q}\t{d}\t1\n" for q, d in dev)
+    write_jsonl(OUT / "tune_pairs.jsonl",
+                [{"anchor": texts[q], "positive": docs[d]} for q, d in train if q not in held])
+    print(f"tuning: {len(dev)} dev questions, {len(train) - len(dev)} tuning pairs -> {OUT}")
+
+
 def write_payroll_act() -> None:
     """The help center after the payroll launch, and three weeks of search-box traffic."""
     rng = random.Random(SEED + 1)
@@ -285,6 +298,7 @@ def main() -> None:
         triplets.append({"anchor": texts[q], "positive": docs[d], "negative": docs[f"hc-{other:02d}{d[5:]}"]})
     write_jsonl(OUT / "train_triplets.jsonl", triplets)
     print(f"{len(corpus)} articles, {len(queries)} questions ({len(train)} train, {len(test)} test) -> {OUT}")
+    write_tuning_split(train, texts, docs)
     write_payroll_act()
 
 

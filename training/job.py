@@ -46,6 +46,7 @@ class TrainResult:
     golden_digest: str | None
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    contract_tags: dict[str, str] = field(default_factory=dict)  # what a version of this model is tagged with
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,15 +69,21 @@ def say(message: str) -> None:
 
 
 def run_training(cfg: TrainConfig, *, artifact_root: str | None = None, progress: bool = True,
-                 evaluate_base: bool = False, notify: Callable[[str], None] = say) -> TrainResult:
-    """Run one fine-tune end to end. ``evaluate_base`` also scores the base model on the golden set."""
+                 evaluate_base: bool = False, notify: Callable[[str], None] = say, run_id: str | None = None,
+                 callbacks: list[Any] | None = None) -> TrainResult:
+    """Run one fine-tune end to end. ``evaluate_base`` also scores the base model on the golden set.
+
+    ``run_id`` continues a run created by the caller (a tuning trial nested under its study);
+    ``callbacks`` are extra trainer callbacks (a trial's pruning check).
+    """
     with tempfile.TemporaryDirectory(prefix="embedops-base-") as download:
         return _run_training(cfg, Path(download), artifact_root=artifact_root, progress=progress,
-                             evaluate_base=evaluate_base, notify=notify)
+                             evaluate_base=evaluate_base, notify=notify, run_id=run_id, callbacks=callbacks or [])
 
 
 def _run_training(cfg: TrainConfig, download_dir: Path, *, artifact_root: str | None, progress: bool,
-                  evaluate_base: bool, notify: Callable[[str], None]) -> TrainResult:
+                  evaluate_base: bool, notify: Callable[[str], None], run_id: str | None,
+                  callbacks: list[Any]) -> TrainResult:
     import mlflow
 
     start = time.perf_counter()
@@ -94,9 +101,9 @@ def _run_training(cfg: TrainConfig, download_dir: Path, *, artifact_root: str | 
         notify(f"warning: {w}")
     notify(f"data: {len(data)} rows ({', '.join(data.columns)}) from {data.source}")
 
-    experiment_id = ensure_experiment(cfg.experiment, artifact_root)
+    experiment_id = ensure_experiment(cfg.experiment, artifact_root) if run_id is None else None
     # Under `mlflow run`, MLFLOW_RUN_ID names the run to use and start_run adopts it.
-    with mlflow.start_run(experiment_id=experiment_id) as run:
+    with mlflow.start_run(run_id=run_id, experiment_id=experiment_id) as run:
         run_id, experiment_id = run.info.run_id, run.info.experiment_id
         tracking.log_inputs(cfg, data, base_name)
         model = load_sentence_transformer(base_folder, max_seq_length=cfg.max_seq_length)
@@ -111,7 +118,7 @@ def _run_training(cfg: TrainConfig, download_dir: Path, *, artifact_root: str | 
         notify(f"training: loss {cfg.loss}, {len(dataset)} rows, batch {cfg.batch_size}, "
                f"{cfg.max_steps or cfg.epochs} {'steps' if cfg.max_steps else 'epochs'}")
         with tempfile.TemporaryDirectory() as tmp:
-            stats = fit(model, dataset, loss, cfg, output_dir=tmp, callbacks=[tracking.loss_logger(run_id)],
+            stats = fit(model, dataset, loss, cfg, output_dir=tmp, callbacks=[tracking.loss_logger(run_id), *callbacks],
                         progress=progress)
         train_metrics = {"train_seconds": stats.seconds, "train_pairs_per_second": stats.pairs_per_second,
                          "train_steps": float(stats.steps), "train_loss": stats.final_loss}
@@ -137,7 +144,7 @@ def _run_training(cfg: TrainConfig, download_dir: Path, *, artifact_root: str | 
         data={"source": data.source, "rows": len(data), "digest": data.digest,
               "dropped_empty": data.dropped_empty, "dropped_duplicates": data.dropped_duplicates},
         golden_digest=golden.digest if golden else None, seconds=time.perf_counter() - start,
-        warnings=warnings,
+        warnings=warnings, contract_tags=tags,
     )
 
 

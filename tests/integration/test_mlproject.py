@@ -60,18 +60,23 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
                current=str(EXAMPLES / "traffic" / "live"), start="2026-11-16T00:00:00Z")
     mlflow_run("retrain", config=str(tmp_path / "retrain.yaml"))
     mlflow_run("promote", name=NAME, policy=str(tmp_path / "policy.yaml"), golden=str(HELPCENTER))  # candidate
+    (tmp_path / "tune.yaml").write_text(
+        f"train: {{data: {HELPCENTER / 'tune_pairs.jsonl'}, golden: {HELPCENTER}, golden_split: dev, "
+        f"base_model: {tiny_model}, max_steps: 2, batch_size: 8, model_name: {NAME}}}\n")
+    mlflow_run("tune", config=str(tmp_path / "tune.yaml"), n_trials="2")  # registers v4 as the candidate
 
     client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
                               filter_string="tags.`mlflow.project.entryPoint` != ''")
     by_entry = sorted((r.data.tags["mlflow.project.entryPoint"], r.info.status) for r in runs)
     assert by_entry == sorted([(e, "FINISHED") for e in
-                               ("train", "evaluate", "promote", "rollback", "drift", "retrain", "promote")])
+                               ("train", "evaluate", "promote", "rollback", "drift", "retrain", "promote",
+                                "tune")])
     assert not list((REPO / "mlruns").glob("0/*")) or all(
         r.info.artifact_uri.startswith(home.as_uri()) for r in runs)  # nothing written outside the home
 
     versions = {str(v.version) for v in client.search_model_versions(f"name='{NAME}'")}
-    assert sorted(versions) == ["1", "2", "3"]
+    assert sorted(versions) == ["1", "2", "3", "4"]
     assert str(client.get_model_version_by_alias(NAME, "production").version) == "3"
     evaluated = next(r for r in runs if r.data.tags["mlflow.project.entryPoint"] == "evaluate")
     assert "ndcg_at_10" in evaluated.data.metrics
@@ -82,4 +87,7 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
              for m in Ledger(f"sqlite:///{home / 'ledger.db'}").history(NAME)]
     assert moves == [("promote", None, "1", "success"), ("promote", "1", "2", "success"),
                      ("rollback", "2", "1", "success"), ("candidate", None, "3", "success"),
-                     ("retrain", "1", "3", "success"), ("promote", "1", "3", "success")]
+                     ("retrain", "1", "3", "success"), ("promote", "1", "3", "success"),
+                     ("candidate", "3", "4", "success")]
+    tuned = next(r for r in runs if r.data.tags["mlflow.project.entryPoint"] == "tune")
+    assert tuned.data.tags["embedops.job"] == "tune" and "best_ndcg_at_10" in tuned.data.metrics

@@ -112,5 +112,5 @@ def test_evaluate_cli_table_and_errors(store, tiny_model: Path) -> None:
                                  "--latency-calls", "0"])
     assert result.exit_code == 0 and "ndcg_at_10" in result.stdout and "95% CI" in result.stdout
     missing = runner.invoke(app, ["evaluate", "--model", str(tiny_model), "--golden", str(HELPCENTER),
-                                  "--split", "dev"])
-    assert missing.exit_code == 1 and "split file not found (available splits: test, train)" in missing.stderr
+                                  "--split", "validation"])
+    assert missing.exit_code == 1 and "split file not found (available splits: dev, test, train)" in missing.stderr

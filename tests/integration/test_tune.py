@@ -1,0 +1,92 @@
+"""Optuna studies with the tiny model: nested runs, pruning, the best version, workers sharing a study."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from registry.ledger import Ledger
+from registry.store import alias_version
+from tests.conftest import HELPCENTER, REPO
+from training.tune import run_study
+from training.tune_config import load_tune_config
+
+pytestmark = [pytest.mark.slow]
+
+
+def test_a_study_nests_its_trials_prunes_and_registers_the_best(store, tiny_model: Path, pairs_file: Path,
+                                                                  tmp_path: Path, unique_name: str) -> None:
+    # A grid of four: two-epoch trials report after epoch one and the threshold prunes them
+    # (a random tiny model never reaches nDCG 1.0); one-epoch trials have nothing to report early.
+    cfg = load_tune_config(None, {"data": str(pairs_file), "golden": str(HELPCENTER), "golden_split": "dev",
+                                  "base_model": str(tiny_model), "batch_size": 8, "model_name": unique_name},
+                           search_space={"epochs": {"type": "categorical", "choices": [1, 2]},
+                                         "learning_rate": {"type": "categorical", "choices": [1e-5, 1e-3]}},
+                           sampler={"type": "grid"}, pruner={"type": "threshold", "lower": 1.0}, n_trials=4,
+                           study=unique_name)
+    ledger = Ledger(store.ledger_url)
+    result = run_study(cfg, storage_url=f"sqlite:///{tmp_path / 'optuna.db'}", artifact_root=store.artifact_root,
+                       register=True, ledger=ledger, notify=lambda _: None)
+
+    assert result["trials"]["complete"] == 2 and result["trials"]["pruned"] == 2
+    study = optuna.load_study(study_name=unique_name, storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    states = {t.number: (t.params["epochs"], t.state.name) for t in study.trials}
+    assert all(state == ("PRUNED" if epochs == 2 else "COMPLETE") for epochs, state in states.values())
+
+    client = MlflowClient()
+    parent = client.get_run(result["parent_run_id"])
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(children) == 4 and parent.info.status == "FINISHED"
+    by_state = sorted((c.data.tags["optuna.trial_state"], c.info.status) for c in children)
+    assert by_state == [("COMPLETE", "FINISHED")] * 2 + [("PRUNED", "KILLED")] * 2
+    assert parent.data.tags["best_trial"] == str(result["best_trial"])
+    assert parent.data.metrics["best_ndcg_at_10"] == pytest.approx(result["best_value"])
+
+    version = result["version"]
+    assert version == "1" and alias_version(unique_name, "candidate") == "1"
+    tags = client.get_model_version(unique_name, version).tags
+    assert tags["tuning_study"] == unique_name and tags["embedding_dim"] == "32" and "tokenizer_sha256" in tags
+    best_run = client.get_run(tags["run_id"])
+    assert best_run.data.tags["optuna.trial_number"] == str(result["best_trial"])
+    (move,) = ledger.history(unique_name)
+    assert (move.action, move.to_version, move.outcome) == ("candidate", "1", "success")
+
+
+def test_two_workers_share_one_study_without_repeating_a_trial(store, tiny_model: Path, pairs_file: Path,
+                                                               tmp_path: Path, unique_name: str) -> None:
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    config = tmp_path / "tune.yaml"
+    config.write_text(json.dumps({
+        "train": {"data": str(pairs_file), "golden": str(HELPCENTER), "golden_split": "dev",
+                  "base_model": str(tiny_model), "batch_size": 8, "max_steps": 2, "model_name": unique_name},
+        "search_space": {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True}},
+        "sampler": {"type": "random"}, "study": unique_name, "storage": storage, "n_trials": 3}))
+    env = os.environ | {"EMBEDOPS_HOME": str(store.home)}
+    workers = [subprocess.Popen([sys.executable, "-m", "embedops", "tune", "--config", str(config), "--json"],
+                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [err[-2000:] for _, err in outputs]
+
+    trials = optuna.load_study(study_name=unique_name, storage=storage).trials
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    # Both workers end by registering the study's best: it becomes one version, not two.
+    versions = {json.loads(out)["version"] for out, _ in outputs}
+    assert versions == {"1"} and len(MlflowClient().search_model_versions(f"name='{unique_name}'")) == 1
+
+    # Resuming the study adds trials after the finished ones and repeats none.
+    config.write_text(config.read_text().replace('"n_trials": 3', '"n_trials": 1'))
+    again = subprocess.run([sys.executable, "-m", "embedops", "tune", "--config", str(config), "--json"], cwd=REPO,
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert sorted(t.number for t in optuna.load_study(study_name=unique_name, storage=storage).trials) == list(
+        range(7))

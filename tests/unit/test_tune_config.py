@@ -1,0 +1,63 @@
+"""Every bad tuning setup is a ConfigError naming what to fix, before any training starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from embedops.cli import app
+from evaluation.errors import ConfigError
+from tests.conftest import EXAMPLES, HELPCENTER
+from training.tune_config import load_tune_config
+
+TRAIN = {"data": str(HELPCENTER / "tune_pairs.jsonl"), "golden": str(HELPCENTER), "golden_split": "dev"}
+
+
+def tune_yaml(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "tune.yaml"
+    path.write_text(f"train: {{data: {TRAIN['data']}, golden: {TRAIN['golden']}, golden_split: dev}}\n{body}")
+    return path
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("search_space: {learning_rate: {type: float, low: 0.001, high: 0.001}}", "empty or inverted range"),
+    ("search_space: {learning_rate: {type: float, low: 0.01, high: 0.001}}", "empty or inverted range"),
+    ("search_space: {learning_rate: {type: float, low: 0.0, high: 0.1, log: true}}", "must start above 0"),
+    ("search_space: {learnin_rate: {type: float, low: 0.001, high: 0.01}}", "cannot tune ['learnin_rate']"),
+    ("search_space: {data: {type: categorical, choices: [a.jsonl]}}", "cannot tune ['data']"),
+    ("search_space: {batch_size: {type: categorical, choices: []}}", "non-empty 'choices'"),
+    ("search_space: {epochs: {type: int, low: 1}}", "needs both 'low' and 'high'"),
+    ("search_space: {epochs: {type: int, low: 1.5, high: 3}}", "whole-number bounds"),
+    ("objective: {metric: ndcg_at_1000}", "evaluation does not produce 'ndcg_at_1000'"),
+    ("sampler: {type: grid}", "grid sampler needs every parameter categorical"),
+    ("pruner: {type: threshold}", "needs 'lower' or 'upper'"),
+    ("trials: 4", "trials"),
+])
+def test_bad_tune_configs_are_config_errors(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_tune_config(tune_yaml(tmp_path, body), {})
+    assert message in str(err.value)
+
+
+def test_the_gates_test_split_is_refused_as_the_objective(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="would leak"):
+        load_tune_config(None, TRAIN | {"golden_split": "test"})
+    with pytest.raises(ConfigError, match="needs an objective"):
+        load_tune_config(None, {"data": TRAIN["data"]})
+
+
+def test_the_example_config_and_the_default_space_load() -> None:
+    cfg = load_tune_config(EXAMPLES / "configs" / "tune.yaml", {})
+    assert cfg.base().golden_split == "dev" and cfg.study_name() == "helpcenter-embedder-tune"
+    default = load_tune_config(None, TRAIN)
+    assert set(default.search_space) == {"learning_rate", "batch_size", "scale", "warmup_ratio"}
+
+
+def test_an_unreachable_storage_stops_the_study_before_training(store, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["tune", "--data", TRAIN["data"], "--golden", TRAIN["golden"],
+                                      "--golden-split", "dev", "--storage",
+                                      f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'optuna.db'}", "--json"])
+    assert result.exit_code == 1 and "cannot open the Optuna storage" in result.stderr
+    assert result.stdout == ""

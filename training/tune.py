@@ -1,0 +1,242 @@
+"""Optuna studies over fine-tuning settings, every trial a nested MLflow run under the study's run.
+
+Optuna's RDB storage holds the study, so several `embedops tune` processes on one study and
+storage share the work, and a study resumes where it stopped: finished trials stay, and a trial
+whose worker died (no heartbeat) is failed and retried once with the same parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from evaluation.errors import ConfigError, EmbedopsError
+from evaluation.tracking import ensure_experiment
+from training.config import TrainConfig
+from training.tune_config import ParamSpec, TuneConfig
+
+if TYPE_CHECKING:
+    import optuna
+
+PARENT_ATTR = "mlflow_parent_run_id"
+
+
+def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, spec in space.items():
+        if spec.type == "categorical":
+            params[name] = trial.suggest_categorical(name, spec.choices)  # type: ignore[arg-type]
+        elif spec.type == "int":
+            params[name] = trial.suggest_int(name, int(spec.low), int(spec.high), step=int(spec.step or 1),  # type: ignore[arg-type]
+                                             log=spec.log)
+        else:
+            params[name] = trial.suggest_float(name, spec.low, spec.high, step=spec.step, log=spec.log)  # type: ignore[arg-type]
+    return params
+
+
+def open_storage(url: str) -> Any:
+    """Optuna's RDB storage with heartbeats, so a killed worker's trial is failed and retried."""
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8; we rely on them
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return RDBStorage(url, heartbeat_interval=30, grace_period=120,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+    except Exception as exc:  # sqlalchemy raises many types for a bad URL or a server that is down
+        raise ConfigError(f"cannot open the Optuna storage {url}: {type(exc).__name__}: {exc}"[:400]) from None
+
+
+def build_sampler(cfg: TuneConfig) -> Any:
+    import optuna
+
+    spec = cfg.sampler
+    if spec.type == "grid":
+        return optuna.samplers.GridSampler({k: list(v.choices or []) for k, v in cfg.search_space.items()},
+                                           seed=spec.seed)
+    if spec.type == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    return optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=spec.n_startup_trials)
+
+
+def build_pruner(cfg: TuneConfig) -> Any:
+    import optuna
+
+    spec = cfg.pruner
+    if spec.type == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=spec.n_startup_trials, n_warmup_steps=spec.n_warmup_steps)
+    if spec.type == "threshold":
+        return optuna.pruners.ThresholdPruner(lower=spec.lower, upper=spec.upper)
+    return optuna.pruners.NopPruner()
+
+
+def pruning_callback(trial: optuna.Trial, golden: Any, metric: str, every_steps: int | None) -> Any:
+    """A trainer callback that scores the dev set during training and stops a trial Optuna prunes."""
+    import optuna
+    from transformers import TrainerCallback
+
+    from evaluation.evaluator import evaluate
+
+    class ReportToOptuna(TrainerCallback):
+        def _report(self, state: Any, model: Any) -> None:
+            value = evaluate(model, golden, progress=False).metrics[metric]
+            trial.report(value, step=state.global_step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"{metric} {value:.4f} at step {state.global_step}")
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
+            # The last epoch is scored by the job itself: that value is the trial's result.
+            if every_steps is None and state.global_step < state.max_steps:
+                self._report(state, model)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
+            if every_steps and state.global_step % every_steps == 0 and state.global_step < state.max_steps:
+                self._report(state, model)
+
+    return ReportToOptuna()
+
+
+def run_study(cfg: TuneConfig, *, storage_url: str, artifact_root: str | None, register: bool,
+              ledger: Any, actor: str = "embedops-tune", progress: bool = False,
+              notify: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run ``cfg.n_trials`` trials of the study in this process; register the study's best model."""
+    import mlflow
+    import optuna
+
+    from evaluation.golden import load_golden_set
+    from training.job import run_training
+
+    base = cfg.base()
+    golden = load_golden_set(base.golden, base.golden_split)  # type: ignore[arg-type]
+    from training.data import load_training_data
+
+    load_training_data(base.data, split=base.data_split, min_rows=base.batch_size)  # bad data: fail before trial 0
+    name = cfg.study_name()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=open_storage(storage_url), study_name=name, load_if_exists=True,
+                                direction=cfg.objective.direction, sampler=build_sampler(cfg), pruner=build_pruner(cfg))
+    client = mlflow.MlflowClient()
+    experiment_id = ensure_experiment(base.experiment, artifact_root)
+    parent = study_parent_run(study, client, experiment_id, cfg)
+    metric = cfg.objective.metric
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial, cfg.search_space)
+        run = client.create_run(experiment_id, run_name=f"{name}-trial-{trial.number}",
+                                tags={"mlflow.parentRunId": parent, "optuna.study": name,
+                                      "optuna.trial_number": str(trial.number), "embedops.job": "tune-trial"})
+        trial.set_user_attr("mlflow_run_id", run.info.run_id)
+        try:
+            trial_cfg = TrainConfig.model_validate(base.model_dump() | params | {"register_version": False})
+        except ValueError as exc:
+            client.set_terminated(run.info.run_id, "FAILED")
+            raise ConfigError(f"trial {trial.number}: parameters {params} make an invalid config: {exc}") from None
+        try:
+            result = run_training(trial_cfg, artifact_root=artifact_root, progress=progress, notify=lambda _: None,
+                                  run_id=run.info.run_id,
+                                  callbacks=[pruning_callback(trial, golden, metric, cfg.report_every_steps)])
+        except optuna.TrialPruned:
+            client.set_tag(run.info.run_id, "optuna.trial_state", "PRUNED")
+            client.set_terminated(run.info.run_id, "KILLED")
+            raise
+        except Exception:
+            client.set_tag(run.info.run_id, "optuna.trial_state", "FAIL")
+            raise
+        client.set_tag(run.info.run_id, "optuna.trial_state", "COMPLETE")
+        trial.set_user_attr("model_uri", result.model_uri)
+        trial.set_user_attr("contract_tags", result.contract_tags)
+        return result.metrics[metric]
+
+    def say_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        value = f"{trial.value:.4f}" if trial.value is not None else "-"
+        try:
+            best = f"{study.best_value:.4f} (trial {study.best_trial.number})"
+        except ValueError:
+            best = "-"
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+        notify(f"trial {trial.number:3d}  {trial.state.name.lower():8s}  {metric} {value}  [{params}]  best {best}")
+
+    started = time.perf_counter()
+    study.optimize(objective, n_trials=cfg.n_trials, timeout=cfg.timeout, callbacks=[say_trial],
+                   catch=(EmbedopsError,))
+    return finish_study(study, client, parent, cfg, register=register, ledger=ledger, actor=actor,
+                        seconds=time.perf_counter() - started)
+
+
+def study_parent_run(study: optuna.Study, client: Any, experiment_id: str, cfg: TuneConfig) -> str:
+    """The study's one MLflow run: created by its first worker, reopened by the others and on resume."""
+    parent = study.user_attrs.get(PARENT_ATTR)
+    if parent:
+        client.update_run(parent, status="RUNNING")
+        return str(parent)
+    # Under `mlflow run` the project's run becomes the study's run.
+    adopted = os.environ.pop("MLFLOW_RUN_ID", None)
+    run = client.get_run(adopted) if adopted else client.create_run(experiment_id, run_name=study.study_name)
+    client.set_tag(run.info.run_id, "optuna.study", study.study_name)
+    client.set_tag(run.info.run_id, "embedops.job", "tune")
+    client.log_param(run.info.run_id, "objective", f"{cfg.objective.direction} {cfg.objective.metric}")
+    client.log_param(run.info.run_id, "search_space", json.dumps({k: v.model_dump(exclude_none=True)
+                                                                  for k, v in cfg.search_space.items()})[:6000])
+    client.log_param(run.info.run_id, "sampler", cfg.sampler.type)
+    client.log_param(run.info.run_id, "pruner", cfg.pruner.type)
+    study.set_user_attr(PARENT_ATTR, run.info.run_id)
+    return str(run.info.run_id)
+
+
+def finish_study(study: optuna.Study, client: Any, parent: str, cfg: TuneConfig, *, register: bool, ledger: Any,
+                 actor: str, seconds: float) -> dict[str, Any]:
+    from optuna.trial import TrialState
+
+    counts = {state.name.lower(): 0 for state in TrialState}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name.lower()] += 1
+    out: dict[str, Any] = {"study": study.study_name, "parent_run_id": parent, "trials": counts,
+                           "best_params": None, "best_value": None, "best_trial": None, "version": None,
+                           "seconds": seconds}
+    try:
+        best = study.best_trial
+    except ValueError:
+        client.set_terminated(parent, "FAILED")
+        raise EmbedopsError(f"study {study.study_name} has no completed trial yet ({counts})") from None
+    out |= {"best_params": best.params, "best_value": best.value, "best_trial": best.number,
+            "best_run_id": best.user_attrs.get("mlflow_run_id")}
+    client.log_metric(parent, f"best_{cfg.objective.metric}", float(best.value))  # type: ignore[arg-type]
+    for key, value in best.params.items():
+        client.set_tag(parent, f"best.{key}", str(value))
+    client.set_tag(parent, "best_trial", str(best.number))
+    if register:
+        out["version"] = register_best(best, client, cfg, ledger=ledger, actor=actor)
+    client.set_terminated(parent, "FINISHED")
+    return out
+
+
+def register_best(best: Any, client: Any, cfg: TuneConfig, *, ledger: Any, actor: str) -> str:
+    """The best trial's logged model as a new version with alias ``candidate`` (the gate still decides).
+
+    Workers on one study all end here: under the ledger's lock for the model, the first registers
+    and tags the trial's run with the version, the others find the tag.
+    """
+    from registry import store
+    from registry.model_logging import register_version
+
+    run_id = best.user_attrs["mlflow_run_id"]
+    name = cfg.base().model_name
+    with ledger.locked(name) as conn:
+        done = client.get_run(run_id).data.tags.get("registered_version")
+        if done:
+            return str(done)
+        version = register_version(best.user_attrs["model_uri"], name, run_id, best.user_attrs["contract_tags"]
+                                   | {"tuning_study": cfg.study_name(), "tuning_trial": str(best.number)})
+        client.set_tag(run_id, "registered_version", version)
+        old = store.alias_version(name, store.CANDIDATE)
+        store.set_alias(name, store.CANDIDATE, version)
+        ledger.append(conn, actor=actor, action="candidate", model=name, alias=store.CANDIDATE,
+                      from_version=old, to_version=version, outcome="success",
+                      reason=f"best trial {best.number} of study {cfg.study_name()} (not yet gated)")
+    return version
