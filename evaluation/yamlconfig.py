@@ -47,3 +47,6 @@ def build_config(cls: type[C], values: dict[str, Any], *, source: str, what: str
             msg = "unknown setting (check the spelling)" if err["type"] == "extra_forbidden" else err["msg"]
             problems.append(f"{where}: {msg}")
         raise ConfigError(f"invalid {what} ({source}): " + "; ".join(problems)) from None
+    except UnicodeError:
+        # YAML's "\ud800" escapes decode to lone surrogates, which no string field can hold.
+        raise ConfigError(f"invalid {what} ({source}): text with escaped surrogates is not valid Unicode") from None

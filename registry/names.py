@@ -7,7 +7,7 @@ import re
 from evaluation.errors import InvalidNameError
 
 MAX_NAME_LENGTH = 64
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def validate_name(name: object, what: str = "model name") -> str:
@@ -21,7 +21,7 @@ def validate_name(name: object, what: str = "model name") -> str:
     shown = name.encode("unicode_escape").decode("ascii")[:80]
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidNameError(f"{what} '{shown}' is longer than {MAX_NAME_LENGTH} characters")
-    if ".." in name or not _NAME.match(name):
+    if ".." in name or not _NAME.fullmatch(name):  # fullmatch: "$" would let a trailing newline in
         raise InvalidNameError(
             f"{what} '{shown}' may use only letters, digits, '.', '_' and '-', start with a letter "
             "or digit, and not contain '..'")
