@@ -7,7 +7,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from monitoring.trigger import TriggerDecision, TriggerPolicy, TriggerState, decide_trigger
-from registry.ledger import Ledger, format_ts, parse_ts
+from registry.ledger import Ledger, format_ts, hold_schema_lock, parse_ts
 
 metadata = sa.MetaData()
 windows = sa.Table(
@@ -38,6 +38,7 @@ class TriggerStore:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         with ledger.engine.begin() as conn:
+            hold_schema_lock(conn)
             metadata.create_all(conn)
 
     def _row(self, conn: sa.Connection, model: str) -> dict:

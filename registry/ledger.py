@@ -86,6 +86,17 @@ APPEND_ONLY_POSTGRES = [
 ]
 
 
+SCHEMA_LOCK_KEY = 0x656D6265  # "embe": one advisory lock for every embedops schema change
+
+
+def hold_schema_lock(conn: Connection) -> None:
+    """On PostgreSQL, serialize schema setup for this transaction: twenty workers starting at once
+    otherwise race in CREATE TABLE / CREATE OR REPLACE FUNCTION ("tuple concurrently updated").
+    SQLite's BEGIN IMMEDIATE already serializes it."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+
+
 def format_ts(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -103,6 +114,7 @@ class Ledger:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
         with self.engine.begin() as conn:
+            hold_schema_lock(conn)
             metadata.create_all(conn)
             for statement in APPEND_ONLY_SQLITE if self.dialect == "sqlite" else APPEND_ONLY_POSTGRES:
                 conn.exec_driver_sql(statement)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,6 +57,38 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
             os.environ[key] = value
 
 
+@dataclass(frozen=True)
+class Stack:
+    """Where a test's state lives: the embedded default, or the team's PostgreSQL + mlflow server."""
+
+    name: str
+    settings: Any  # embedops.settings.Settings, pointed at this stack
+    env: dict[str, str]  # the environment a subprocess needs to use the same stack
+    ledger_url: str
+    optuna_url: str
+
+
+@pytest.fixture(params=["embedded", "server"])
+def stack(request: pytest.FixtureRequest, store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """One suite over both stacks, the way Optuna runs its tests over every storage. The server
+    stack is what `.ci/services start` runs; elsewhere its half of the suite skips, saying why."""
+    from embedops.settings import configure
+
+    if request.param == "server":
+        uri, pg = os.environ.get("EMBEDOPS_TEST_MLFLOW_URI"), os.environ.get("EMBEDOPS_TEST_PG_URL")
+        if not (uri and pg):
+            pytest.skip("no PostgreSQL + mlflow server: .ci/run starts them (source .ci/services start)")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        monkeypatch.setenv("EMBEDOPS_LEDGER_URL", f"{pg}/ledger")
+        optuna_url = f"{pg}/optuna"
+    else:
+        optuna_url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    settings = configure()
+    yield Stack(request.param, settings, dict(os.environ), settings.ledger_url, optuna_url)
+    monkeypatch.undo()
+    configure()  # back to the session's embedded store
+
+
 @pytest.fixture
 def pairs_file(tmp_path: Path) -> Path:
     """40 help-center training pairs: enough for a few tiny-model steps."""
@@ -65,5 +99,7 @@ def pairs_file(tmp_path: Path) -> Path:
 def unique_name(request: pytest.FixtureRequest) -> str:
     """A registered-model name of this test's own, so tests sharing a store never collide."""
     import re
+    import uuid
 
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name)[:60].strip("-")
+    # The random tail keeps reruns apart on a long-lived server (the server stack outlives a test run).
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name)[:52].strip("-") + "-" + uuid.uuid4().hex[:6]

@@ -32,7 +32,7 @@ def cli(*args: str) -> tuple[int, dict | None, str]:
     return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else None, result.stderr
 
 
-def test_a_drifted_window_retrains_gates_and_records_the_chain(store, tiny_model: Path, tmp_path: Path,
+def test_a_drifted_window_retrains_gates_and_records_the_chain(stack, tiny_model: Path, tmp_path: Path,
                                                                unique_name: str) -> None:
     name = unique_name
     assert cli("register", str(tiny_model), "--name", name)[0] == 0
@@ -65,7 +65,7 @@ def test_a_drifted_window_retrains_gates_and_records_the_chain(store, tiny_model
     client = MlflowClient()
     assert client.get_run(retrain["training_run_id"]).data.tags["retrain_trigger_run_id"] == result["run_id"]
     assert client.get_run(result["run_id"]).data.tags["trigger_action"] == "retrain"
-    moves = Ledger(f"sqlite:///{store.home / 'ledger.db'}").history(name)
+    moves = Ledger(stack.ledger_url).history(name)
     candidate, chain = moves[-2], moves[-1]
     assert (candidate.action, candidate.to_version, candidate.outcome) == ("candidate", "2", "success")
     assert chain.action == "retrain"

@@ -1,9 +1,9 @@
-"""Optuna studies with the tiny model: nested runs, pruning, the best version, workers sharing a study."""
+"""Optuna studies with the tiny model: nested runs, pruning, the best version, workers sharing a study;
+on the embedded stack (sqlite) and the server stack (PostgreSQL + mlflow server)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +21,8 @@ from training.tune_config import load_tune_config
 pytestmark = [pytest.mark.slow]
 
 
-def test_a_study_nests_its_trials_prunes_and_registers_the_best(store, tiny_model: Path, pairs_file: Path,
-                                                                  tmp_path: Path, unique_name: str) -> None:
+def test_a_study_nests_its_trials_prunes_and_registers_the_best(stack, tiny_model: Path, pairs_file: Path,
+                                                                  unique_name: str) -> None:
     # A grid of four: two-epoch trials report after epoch one and the threshold prunes them
     # (a random tiny model never reaches nDCG 1.0); one-epoch trials have nothing to report early.
     cfg = load_tune_config(None, {"data": str(pairs_file), "golden": str(HELPCENTER), "golden_split": "dev",
@@ -31,12 +31,12 @@ def test_a_study_nests_its_trials_prunes_and_registers_the_best(store, tiny_mode
                                          "learning_rate": {"type": "categorical", "choices": [1e-5, 1e-3]}},
                            sampler={"type": "grid"}, pruner={"type": "threshold", "lower": 1.0}, n_trials=4,
                            study=unique_name)
-    ledger = Ledger(store.ledger_url)
-    result = run_study(cfg, storage_url=f"sqlite:///{tmp_path / 'optuna.db'}", artifact_root=store.artifact_root,
+    ledger = Ledger(stack.ledger_url)
+    result = run_study(cfg, storage_url=stack.optuna_url, artifact_root=stack.settings.artifact_root,
                        register=True, ledger=ledger, notify=lambda _: None)
 
     assert result["trials"]["complete"] == 2 and result["trials"]["pruned"] == 2
-    study = optuna.load_study(study_name=unique_name, storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    study = optuna.load_study(study_name=unique_name, storage=stack.optuna_url)
     states = {t.number: (t.params["epochs"], t.state.name) for t in study.trials}
     assert all(state == ("PRUNED" if epochs == 2 else "COMPLETE") for epochs, state in states.values())
 
@@ -60,16 +60,16 @@ def test_a_study_nests_its_trials_prunes_and_registers_the_best(store, tiny_mode
     assert (move.action, move.to_version, move.outcome) == ("candidate", "1", "success")
 
 
-def test_two_workers_share_one_study_without_repeating_a_trial(store, tiny_model: Path, pairs_file: Path,
+def test_two_workers_share_one_study_without_repeating_a_trial(stack, tiny_model: Path, pairs_file: Path,
                                                                tmp_path: Path, unique_name: str) -> None:
-    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    storage = stack.optuna_url
     config = tmp_path / "tune.yaml"
     config.write_text(json.dumps({
         "train": {"data": str(pairs_file), "golden": str(HELPCENTER), "golden_split": "dev",
                   "base_model": str(tiny_model), "batch_size": 8, "max_steps": 2, "model_name": unique_name},
         "search_space": {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True}},
         "sampler": {"type": "random"}, "study": unique_name, "storage": storage, "n_trials": 3}))
-    env = os.environ | {"EMBEDOPS_HOME": str(store.home)}
+    env = stack.env
     workers = [subprocess.Popen([sys.executable, "-m", "embedops", "tune", "--config", str(config), "--json"],
                                 cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(2)]
