@@ -468,6 +468,58 @@ def retrain_callable(settings: Settings, config_path: Path, who: str | None) -> 
 
 
 @app.command()
+def serve(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    alias: Annotated[str, opt("The alias whose version is served.")] = "production",
+    host: Annotated[str, opt("Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, opt("Port to listen on.")] = 5001,
+    workers: Annotated[int, opt("Scoring-server worker processes.")] = 1,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Serve the version behind an alias over HTTP (MLflow's scoring server): POST texts, get vectors.
+
+    The alias is resolved once, at start: after a promotion, restart the process to serve the new version.
+    """
+    import os
+
+    def job(settings: Settings) -> dict[str, Any]:
+        from registry.serve import plan_serving
+
+        plan = plan_serving(name, alias, host=host, port=port, workers=workers)
+        return {"model": plan.model, "alias": plan.alias, "version": plan.version, "url": plan.url,
+                "invocations": f"{plan.url}/invocations", "argv": plan.argv}
+
+    def render(result: dict[str, Any], settings: Settings) -> None:
+        typer.echo(f"serving   {result['model']} v{result['version']} (alias {result['alias']}) at "
+                   f"{result['invocations']}")
+        typer.echo(f"try       curl -s {result['invocations']} -H 'Content-Type: application/json' "
+                   "-d '{\"inputs\": [\"how do I pause Clockwork?\"]}'")
+
+    result: dict[str, Any] = {}
+
+    def keep(payload: dict[str, Any], settings: Settings) -> None:
+        result.update(payload)
+        if as_json:
+            typer.echo(json.dumps({k: v for k, v in payload.items() if k != "argv"}))
+        else:
+            render(payload, settings)
+
+    run_job(job, keep, as_json=False, debug=debug)
+    sys.stdout.flush()
+    # MLflow's server replaces this process: signals from systemd or Kubernetes reach it directly.
+    # It starts `uvicorn` by name: the environment's bin folder goes first on PATH.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.execvpe(result["argv"][0], result["argv"], os.environ | {"MLFLOW_TRACKING_URI": mlflow_uri(), "PATH": path})
+
+
+def mlflow_uri() -> str:
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
+@app.command()
 def drift(
     name: Annotated[str, typer.Argument(help="Registered model name (its production version embeds).")],
     current: Annotated[Path, opt("Traffic: a JSONL file or a folder of them ({\"text\", \"ts\"} per line).")],

