@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -65,6 +66,8 @@ def run_job(job: Callable[[Settings], dict[str, Any]], render: Callable[[dict[st
         typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
                    err=True)
         raise typer.Exit(1) from None
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # a torchrun worker: rank 0 reports for the whole job
     if as_json:
         typer.echo(json.dumps(result, default=str))
     else:

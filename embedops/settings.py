@@ -85,14 +85,29 @@ def configure() -> Settings:
     settings = load_settings()
     if settings.embedded:
         settings.home.mkdir(parents=True, exist_ok=True)
-        if not (settings.home / "mlflow.db").exists():
-            # Created here, MLflow's Default experiment keeps its artifacts in the home too (runs that
-            # `mlflow run` starts land there), not in a ./mlruns of whatever folder we run from.
-            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-            SqlAlchemyStore(settings.tracking_uri, settings.artifact_root).engine.dispose()
+        create_store_once(settings)
     import mlflow
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     return settings
+
+
+def create_store_once(settings: Settings) -> None:
+    """Create the embedded MLflow store, once, even when several processes start together.
+
+    Created here, MLflow's Default experiment keeps its artifacts in the home too (runs that
+    `mlflow run` starts land there), not in a ./mlruns of whatever folder we run from. The file
+    lock matters: two processes migrating one new sqlite file race ("duplicate column name"),
+    which is what two torchrun ranks or a cron job and a person starting at once would do.
+    """
+    import fcntl
+
+    if (settings.home / "mlflow.db").exists():
+        return
+    with open(settings.home / ".create.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (settings.home / "mlflow.db").exists():
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            SqlAlchemyStore(settings.tracking_uri, settings.artifact_root).engine.dispose()

@@ -8,6 +8,7 @@ embedded. A run that fails or is killed at any earlier point registers nothing.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -101,6 +102,10 @@ def _run_training(cfg: TrainConfig, download_dir: Path, *, artifact_root: str | 
         notify(f"warning: {w}")
     notify(f"data: {len(data)} rows ({', '.join(data.columns)}) from {data.source}")
 
+    if not is_main_process():
+        # Data-parallel under torchrun: every rank trains, only rank 0 logs, scores and registers.
+        return _train_as_worker(cfg, data, base_folder, progress=progress, start=start)
+
     experiment_id = ensure_experiment(cfg.experiment, artifact_root) if run_id is None else None
     # Under `mlflow run`, MLFLOW_RUN_ID names the run to use and start_run adopts it.
     with mlflow.start_run(run_id=run_id, experiment_id=experiment_id) as run:
@@ -121,7 +126,8 @@ def _run_training(cfg: TrainConfig, download_dir: Path, *, artifact_root: str | 
             stats = fit(model, dataset, loss, cfg, output_dir=tmp, callbacks=[tracking.loss_logger(run_id), *callbacks],
                         progress=progress)
         train_metrics = {"train_seconds": stats.seconds, "train_pairs_per_second": stats.pairs_per_second,
-                         "train_steps": float(stats.steps), "train_loss": stats.final_loss}
+                         "train_steps": float(stats.steps), "train_loss": stats.final_loss,
+                         "train_world_size": float(stats.world_size)}
         mlflow.log_metrics(train_metrics)
 
         metrics: dict[str, float] = {}
@@ -146,6 +152,24 @@ def _run_training(cfg: TrainConfig, download_dir: Path, *, artifact_root: str | 
         golden_digest=golden.digest if golden else None, seconds=time.perf_counter() - start,
         warnings=warnings, contract_tags=tags,
     )
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job, or a plain process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _train_as_worker(cfg: TrainConfig, data: TrainingData, base_folder: Path, *, progress: bool,
+                     start: float) -> TrainResult:
+    """A non-zero rank's share of a data-parallel run: the same model, data and loss; no MLflow."""
+    model = load_sentence_transformer(base_folder, max_seq_length=cfg.max_seq_length)
+    dataset = mine_negatives(model, data, cfg, progress) if cfg.hard_negatives else data.to_dataset()
+    with tempfile.TemporaryDirectory() as tmp:
+        stats = fit(model, dataset, build_loss(model, cfg), cfg, output_dir=tmp, progress=False)
+    return TrainResult(run_id="", experiment_id="", model_name=cfg.model_name, version=None, model_uri="",
+                       metrics={}, base_metrics={}, train={"train_steps": float(stats.steps)},
+                       data={"source": data.source, "rows": len(data), "digest": data.digest},
+                       golden_digest=None, seconds=time.perf_counter() - start)
 
 
 def check_loss_fits_data(cfg: TrainConfig, data: TrainingData) -> None:

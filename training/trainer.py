@@ -21,6 +21,7 @@ class FitStats:
     seconds: float
     pairs_per_second: float
     final_loss: float
+    world_size: int = 1  # processes that trained data-parallel (torchrun)
 
 
 def planned_steps(n_rows: int, cfg: TrainConfig) -> int:
@@ -66,6 +67,7 @@ def fit(model: SentenceTransformer, dataset: datasets.Dataset, loss: torch.nn.Mo
     )
     output = trainer.train()
     seconds = float(output.metrics.get("train_runtime", 0.0))
+    world = int(trainer.args.world_size)
     return FitStats(steps=int(output.global_step), seconds=seconds,
-                    pairs_per_second=output.global_step * cfg.batch_size / seconds if seconds else 0.0,
-                    final_loss=float(output.training_loss))
+                    pairs_per_second=output.global_step * cfg.batch_size * world / seconds if seconds else 0.0,
+                    final_loss=float(output.training_loss), world_size=world)
