@@ -14,7 +14,12 @@ OFFLINE_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    # MLflow's client retries a failing request 7 times with growing pauses (minutes in all): a
+    # job against a dead server should say so soon. These stay overridable.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
 }
+TRACKING_ATTEMPTS = 3  # /health checks before a job starts (1 s, 2 s apart)
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,8 @@ def configure() -> Settings:
     if settings.embedded:
         settings.home.mkdir(parents=True, exist_ok=True)
         create_store_once(settings)
+    else:
+        check_tracking_server(settings.tracking_uri)
     import mlflow
 
     mlflow.set_tracking_uri(settings.tracking_uri)
@@ -111,3 +118,31 @@ def create_store_once(settings: Settings) -> None:
             from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
             SqlAlchemyStore(settings.tracking_uri, settings.artifact_root).engine.dispose()
+
+
+def check_tracking_server(uri: str, attempts: int = TRACKING_ATTEMPTS) -> None:
+    """Before a job starts anything: is the tracking server there? A few tries, then a clear error,
+    so a dead server never leaves a half-started run behind."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from evaluation.errors import ServiceUnavailableError
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    problem = ""
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5):
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):  # an authenticating server is up; MLflow's client logs in
+                return
+            problem = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            problem = str(getattr(exc, "reason", exc))
+        if attempt + 1 < attempts:
+            time.sleep(2**attempt)
+    raise ServiceUnavailableError(f"the MLflow tracking server at {uri} did not answer {attempts} health checks "
+                                  f"({problem}); start it or fix MLFLOW_TRACKING_URI. Nothing was started.")

@@ -41,3 +41,7 @@ class GoldenSetError(DataError):
 
 class ModelError(EmbedopsError):
     """A model cannot be found, loaded safely, or produces unusable vectors."""
+
+
+class ServiceUnavailableError(EmbedopsError):
+    """A service the job needs (the MLflow tracking server, a database) did not answer."""

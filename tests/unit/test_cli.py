@@ -92,3 +92,16 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1].startswith("error: file ") and out.stdout == ""
+
+
+def test_a_dead_tracking_server_stops_a_job_before_it_starts(store, pairs_file, monkeypatch) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    result = CliRunner().invoke(app, ["train", "--data", str(pairs_file), "--max-steps", "1", "--json"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert f"the MLflow tracking server at http://127.0.0.1:{port} did not answer 3 health checks" in result.stderr
+    assert "Nothing was started" in result.stderr
