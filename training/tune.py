@@ -76,8 +76,10 @@ def build_pruner(cfg: TuneConfig) -> Any:
     return optuna.pruners.NopPruner()
 
 
-def pruning_callback(trial: optuna.Trial, golden: Any, metric: str, every_steps: int | None) -> Any:
-    """A trainer callback that scores the dev set during training and stops a trial Optuna prunes."""
+def pruning_callback(trial: optuna.Trial, golden: Any, metric: str, every_steps: int | None, run_id: str) -> Any:
+    """A trainer callback that scores the dev set during training, logs it to the trial's run as
+    ``dev_<metric>`` per step, and stops a trial Optuna prunes."""
+    import mlflow
     import optuna
     from transformers import TrainerCallback
 
@@ -86,6 +88,7 @@ def pruning_callback(trial: optuna.Trial, golden: Any, metric: str, every_steps:
     class ReportToOptuna(TrainerCallback):
         def _report(self, state: Any, model: Any) -> None:
             value = evaluate(model, golden, progress=False).metrics[metric]
+            mlflow.MlflowClient().log_metric(run_id, f"dev_{metric}", value, step=state.global_step)
             trial.report(value, step=state.global_step)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"{metric} {value:.4f} at step {state.global_step}")
@@ -140,7 +143,8 @@ def run_study(cfg: TuneConfig, *, storage_url: str, artifact_root: str | None, r
         try:
             result = run_training(trial_cfg, artifact_root=artifact_root, progress=progress, notify=lambda _: None,
                                   run_id=run.info.run_id,
-                                  callbacks=[pruning_callback(trial, golden, metric, cfg.report_every_steps)])
+                                  callbacks=[pruning_callback(trial, golden, metric, cfg.report_every_steps,
+                                                              run.info.run_id)])
         except optuna.TrialPruned:
             client.set_tag(run.info.run_id, "optuna.trial_state", "PRUNED")
             client.set_terminated(run.info.run_id, "KILLED")

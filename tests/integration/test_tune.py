@@ -47,6 +47,11 @@ def test_a_study_nests_its_trials_prunes_and_registers_the_best(stack, tiny_mode
     assert len(children) == 4 and parent.info.status == "FINISHED"
     by_state = sorted((c.data.tags["optuna.trial_state"], c.info.status) for c in children)
     assert by_state == [("COMPLETE", "FINISHED")] * 2 + [("PRUNED", "KILLED")] * 2
+    # A pruned trial's run shows the intermediate dev score it was stopped on, at the step it was taken.
+    pruned = [c for c in children if c.data.tags["optuna.trial_state"] == "PRUNED"]
+    for child in pruned:
+        (point,) = client.get_metric_history(child.info.run_id, "dev_ndcg_at_10")
+        assert 0 < point.step < 10 and point.value < 1.0
     assert parent.data.tags["best_trial"] == str(result["best_trial"])
     assert parent.data.metrics["best_ndcg_at_10"] == pytest.approx(result["best_value"])
 
