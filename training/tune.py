@@ -126,7 +126,10 @@ def run_study(cfg: TuneConfig, *, storage_url: str, artifact_root: str | None, r
                                 direction=cfg.objective.direction, sampler=build_sampler(cfg), pruner=build_pruner(cfg))
     client = mlflow.MlflowClient()
     experiment_id = ensure_experiment(base.experiment, artifact_root)
-    parent = study_parent_run(study, client, experiment_id, cfg)
+    # Workers starting together on a new study would each create "the" parent run: the ledger's
+    # lock (shared by every worker of one home or one PostgreSQL) lets exactly one do it.
+    with ledger.locked(f"study:{name}"):
+        parent = study_parent_run(study, client, experiment_id, cfg)
     metric = cfg.objective.metric
 
     def objective(trial: optuna.Trial) -> float:

@@ -84,6 +84,11 @@ def test_two_workers_share_one_study_without_repeating_a_trial(stack, tiny_model
     trials = optuna.load_study(study_name=unique_name, storage=storage).trials
     assert sorted(t.number for t in trials) == list(range(6))
     assert all(t.state.name == "COMPLETE" for t in trials)
+    # One parent run for the study, though both workers started it at the same moment.
+    parents = MlflowClient().search_runs(
+        [e.experiment_id for e in MlflowClient().search_experiments()],
+        filter_string=f"tags.`optuna.study` = '{unique_name}' and tags.`embedops.job` = 'tune'")
+    assert len(parents) == 1
     # Both workers end by registering the study's best: it becomes one version, not two.
     versions = {json.loads(out)["version"] for out, _ in outputs}
     assert versions == {"1"} and len(MlflowClient().search_model_versions(f"name='{unique_name}'")) == 1
