@@ -618,6 +618,38 @@ def retrain(
 
 
 @app.command()
+def doctor(
+    model: Annotated[list[str] | None, opt("Check only this registered model (repeatable; default: all).")] = None,
+    fix: Annotated[bool, opt("Repair what is safe: fail stale runs, put aliases back where the ledger says.",
+                             "--fix")] = False,
+    stale_hours: Annotated[float, opt("A run RUNNING longer than this belongs to a job that died.")] = 6.0,
+    actor_name: ActorOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Find runs left RUNNING by killed jobs, aliases on broken versions, aliases the ledger never recorded."""
+
+    def job(settings: Settings) -> dict[str, Any]:
+        from embedops.settings import actor
+        from registry.doctor import examine
+        from registry.ledger import Ledger
+
+        return examine(Ledger(settings.ledger_url), models=model, stale_hours=stale_hours, fix=fix,
+                       actor=actor(actor_name))
+
+    def render(result: dict[str, Any], settings: Settings) -> None:
+        for f in result["findings"]:
+            state = "fixed" if f["fixed"] else ("fixable" if f["fixable"] else "needs a person")
+            typer.echo(f"{f['kind']:28s} {f['subject']:40s} {state:15s} {f['detail']}")
+        typer.echo(f"{'clean' if result['clean'] else 'problems'}: {len(result['findings'])} found, "
+                   f"{result['fixed']} fixed, {result['remaining']} remaining "
+                   f"({len(result['models'])} models checked)" + ("" if fix or result["clean"] else "; --fix repairs "
+                                                                  "what is safe"))
+
+    run_job(job, render, as_json=as_json, debug=debug, exit_code=lambda r: 0 if r["clean"] else 1)
+
+
+@app.command()
 def demo(
     home: Annotated[Path, opt("Fresh EMBEDOPS_HOME for the demo (an earlier demo's home is replaced).")] = Path(
         "demo-home"),

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-Action = Literal["promote", "rollback", "retrain", "candidate"]
+Action = Literal["promote", "rollback", "retrain", "candidate", "repair"]
 Outcome = Literal["success", "rejected", "conflict", "failed", "denied"]
 
 metadata = sa.MetaData()

@@ -217,3 +217,26 @@ def test_automation_may_only_set_the_candidate(store, two_versions: str, policie
     code, _, err = cli("promote", two_versions, "--version", "2", "--golden", str(HELPCENTER),
                        "--policy", policies["lenient"], "--actor", "retrain-bot")
     assert code == 1 and "'retrain-bot' may not move production" in err
+
+
+def test_doctor_finds_and_repairs_what_killed_jobs_and_side_doors_leave(store, two_versions: str) -> None:
+    name = two_versions
+    code, report, _ = cli("doctor", "--model", name)
+    assert code == 0 and report["clean"]
+
+    client = MlflowClient()
+    # A job killed seven hours ago left its run RUNNING; someone moved production past embedops.
+    experiment = client.get_experiment_by_name("embedops-registry").experiment_id
+    stale = client.create_run(experiment, start_time=int((time.time() - 7 * 3600) * 1000)).info.run_id
+    client.set_registered_model_alias(name, "production", "2")
+    code, report, _ = cli("doctor", "--model", name)
+    found = {(f["kind"], f["subject"]) for f in report["findings"]}
+    assert code == 1 and {("stale_run", stale), ("alias_disagrees_with_ledger", f"{name}@production")} <= found
+
+    code, report, err = cli("doctor", "--model", name, "--fix")
+    assert code == 0 and report["clean"] and report["fixed"] >= 2, err
+    assert client.get_run(stale).info.status == "FAILED"
+    assert alias_version(name, "production") == "1"  # back to what the ledger recorded
+    repair = ledger(store).history(name)[-1]
+    assert (repair.action, repair.from_version, repair.to_version, repair.outcome) == ("repair", "2", "1", "success")
+    assert cli("doctor", "--model", name)[1]["clean"]
