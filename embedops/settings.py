@@ -118,6 +118,12 @@ def create_store_once(settings: Settings) -> None:
             from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
             SqlAlchemyStore(settings.tracking_uri, settings.artifact_root).engine.dispose()
+            # WAL (kept in the file): readers never block the writer, so a UI or a drift job reading
+            # while a training run logs does not turn into "database is locked".
+            import sqlite3
+
+            with sqlite3.connect(settings.home / "mlflow.db") as db:
+                db.execute("PRAGMA journal_mode=WAL")
 
 
 def check_tracking_server(uri: str, attempts: int = TRACKING_ATTEMPTS) -> None:

@@ -105,3 +105,17 @@ def test_a_dead_tracking_server_stops_a_job_before_it_starts(store, pairs_file, 
     assert result.exit_code == 1 and result.stdout == ""
     assert f"the MLflow tracking server at http://127.0.0.1:{port} did not answer 3 health checks" in result.stderr
     assert "Nothing was started" in result.stderr
+
+
+def test_a_new_embedded_store_uses_write_ahead_logging(tmp_path, monkeypatch) -> None:
+    import sqlite3
+
+    from embedops.settings import create_store_once, load_settings
+
+    monkeypatch.setenv("EMBEDOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    settings = load_settings()
+    settings.home.mkdir()
+    create_store_once(settings)
+    with sqlite3.connect(settings.home / "mlflow.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
