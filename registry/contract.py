@@ -8,6 +8,7 @@ vector). Tags are strings in MLflow, so values are stringified here, once.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,3 +50,33 @@ def contract_tags(model: SentenceTransformer, *, tokenizer_hash: str, base_model
         "tokenizer_sha256": tokenizer_hash,
         "base_model": base_model,
     }
+
+
+MANIFEST_FILE = "model_manifest.json"  # logged in the version's run
+MANIFEST_TAG = "model_manifest_sha256"  # on the version, from its creation
+
+
+def folder_manifest(folder: Path) -> dict[str, str]:
+    """sha256 of every file of a model folder, by relative path: what a registered version must hold."""
+    manifest = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+        manifest[path.relative_to(folder).as_posix()] = h.hexdigest()
+    return manifest
+
+
+def manifest_digest(manifest: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def manifest_problems(expected: dict[str, str], folder: Path) -> list[str]:
+    """What differs between a folder and its manifest: changed, missing and unexpected files."""
+    actual = folder_manifest(folder)
+    problems = [f"{name} changed since registration" for name in sorted(expected)
+                if name in actual and actual[name] != expected[name]]
+    problems += [f"{name} is missing" for name in sorted(set(expected) - set(actual))]
+    problems += [f"{name} was added" for name in sorted(set(actual) - set(expected))]
+    return problems

@@ -15,7 +15,14 @@ import numpy as np
 from evaluation.errors import ModelError
 from evaluation.evaluator import encode
 from evaluation.models import load_sentence_transformer
-from registry.contract import save_tokenizer, tokenizer_sha256
+from registry.contract import (
+    MANIFEST_FILE,
+    MANIFEST_TAG,
+    folder_manifest,
+    manifest_digest,
+    save_tokenizer,
+    tokenizer_sha256,
+)
 
 if TYPE_CHECKING:
     from mlflow.models.model import ModelInfo
@@ -89,4 +96,18 @@ def log_verified_model(model: SentenceTransformer, *, base_model: str,
     mlflow.set_tags(tags)
     info = log_model(model)
     verify_logged_model(info.model_uri, model.get_embedding_dimension())
+    tags[MANIFEST_TAG] = log_manifest(info.model_uri)
     return info.model_uri, tags
+
+
+def log_manifest(model_uri: str) -> str:
+    """The sha256 of every file of the logged model, as the run's ``model_manifest.json``; returns
+    the manifest's own digest, which the version carries so the manifest cannot be swapped either."""
+    import mlflow
+
+    from evaluation.models import resolve_model_folder
+
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = folder_manifest(resolve_model_folder(model_uri, download_dir=Path(tmp)))
+    mlflow.log_dict(manifest, MANIFEST_FILE)
+    return manifest_digest(manifest)

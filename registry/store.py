@@ -118,3 +118,26 @@ def check_version_files(info: VersionInfo) -> None:
                         fh.get_tensor(key)
             except (SafetensorError, OSError, ValueError) as exc:
                 raise ModelError(f"{info.uri}: {weights.relative_to(folder)} is corrupt ({exc})") from None
+        check_manifest(info, folder, Path(tmp))
+
+
+def check_manifest(info: VersionInfo, folder: Path, scratch: Path) -> None:
+    """Every file as registered: the run's manifest (itself checked against the version's tag) must
+    match the files now in the store. A version registered before manifests existed has no tag."""
+    import json
+
+    from registry.contract import MANIFEST_FILE, MANIFEST_TAG, manifest_digest, manifest_problems
+
+    digest = info.tags.get(MANIFEST_TAG)
+    if not digest:
+        return
+    try:
+        path = client().download_artifacts(info.run_id, MANIFEST_FILE, str(scratch / "manifest"))
+        manifest = json.loads(Path(path).read_text())
+    except Exception as exc:  # MLflow raises several types for a missing artifact
+        raise ModelError(f"{info.uri}: its file manifest cannot be read ({exc})") from None
+    if manifest_digest(manifest) != digest:
+        raise ModelError(f"{info.uri}: its file manifest was changed after registration")
+    problems = manifest_problems(manifest, folder)
+    if problems:
+        raise ModelError(f"{info.uri}: {'; '.join(problems[:5])} (files differ from the registered manifest)")

@@ -240,3 +240,14 @@ def test_doctor_finds_and_repairs_what_killed_jobs_and_side_doors_leave(store, t
     repair = ledger(store).history(name)[-1]
     assert (repair.action, repair.from_version, repair.to_version, repair.outcome) == ("repair", "2", "1", "success")
     assert cli("doctor", "--model", name)[1]["clean"]
+
+
+def test_a_file_changed_after_registration_is_refused_by_its_manifest(store, two_versions: str) -> None:
+    assert MlflowClient().get_model_version(two_versions, "2").tags["model_manifest_sha256"]
+    # Still a loadable model, so only the manifest can tell: the config was edited in the store.
+    config = stored_weights(two_versions, "2").parent / "config.json"
+    config.write_text(config.read_text() + "\n")
+    code, _, err = cli("promote", two_versions, "--version", "2", "--skip-gate", "--reason", "x")
+    assert code == 1 and "config.json changed since registration" in err
+    assert alias_version(two_versions, "production") == "1"
+    assert outcomes(store, two_versions)[-1] == ("promote", "1", "2", "failed")
