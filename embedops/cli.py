@@ -484,8 +484,6 @@ def serve(
 
     The alias is resolved once, at start: after a promotion, restart the process to serve the new version.
     """
-    import os
-
     def job(settings: Settings) -> dict[str, Any]:
         from registry.serve import plan_serving
 
@@ -502,7 +500,7 @@ def serve(
     result: dict[str, Any] = {}
 
     def keep(payload: dict[str, Any], settings: Settings) -> None:
-        result.update(payload)
+        result.update(payload, tracking_uri=settings.tracking_uri)
         if as_json:
             typer.echo(json.dumps({k: v for k, v in payload.items() if k != "argv"}))
         else:
@@ -513,13 +511,8 @@ def serve(
     # MLflow's server replaces this process: signals from systemd or Kubernetes reach it directly.
     # It starts `uvicorn` by name: the environment's bin folder goes first on PATH.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    os.execvpe(result["argv"][0], result["argv"], os.environ | {"MLFLOW_TRACKING_URI": mlflow_uri(), "PATH": path})
-
-
-def mlflow_uri() -> str:
-    import mlflow
-
-    return mlflow.get_tracking_uri()
+    env = os.environ | {"MLFLOW_TRACKING_URI": result["tracking_uri"], "PATH": path}
+    os.execvpe(result["argv"][0], result["argv"], env)
 
 
 @app.command()
@@ -661,8 +654,6 @@ def demo(
     Uses the embedded store (sqlite + local artifacts) in --home, whatever MLFLOW_TRACKING_URI says;
     exits 1 if any step's outcome differs from the expected one.
     """
-    import os
-
     from embedops.demo import prepare_home
 
     try:

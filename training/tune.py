@@ -113,12 +113,11 @@ def run_study(cfg: TuneConfig, *, storage_url: str, artifact_root: str | None, r
     import optuna
 
     from evaluation.golden import load_golden_set
+    from training.data import load_training_data
     from training.job import run_training
 
     base = cfg.base()
     golden = load_golden_set(base.golden, base.golden_split)  # type: ignore[arg-type]
-    from training.data import load_training_data
-
     load_training_data(base.data, split=base.data_split, min_rows=base.batch_size)  # bad data: fail before trial 0
     name = cfg.study_name()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
