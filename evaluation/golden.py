@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,18 @@ def _string(obj: dict, key: str, path: Path, lineno: int, *, required: bool = Tr
     return value
 
 
+def _relevance(text: str, path: Path, lineno: int) -> int:
+    """A graded relevance judgment: a whole number ("1" or "1.0"); "inf", "nan" or "0.5" are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise GoldenSetError(f"score '{text}' is not a number", path=str(path), row=lineno, field="score") from None
+    if not math.isfinite(value) or value != int(value):
+        raise GoldenSetError(f"score '{text}' is not a whole number (relevance grades are 0, 1, 2, ...)",
+                             path=str(path), row=lineno, field="score")
+    return int(value)
+
+
 def _read_qrels(path: Path) -> list[tuple[int, str, str, int]]:
     if not path.is_file():
         available = sorted(p.stem for p in path.parent.glob("*.tsv")) if path.parent.is_dir() else []
@@ -93,11 +106,7 @@ def _read_qrels(path: Path) -> list[tuple[int, str, str, int]]:
                 parts = [parts[0], parts[2], parts[3]]
             if len(parts) != 3:
                 raise GoldenSetError("expected 'query-id<TAB>corpus-id<TAB>score'", path=str(path), row=lineno)
-            try:
-                score = int(float(parts[2]))
-            except ValueError:
-                raise GoldenSetError(f"score '{parts[2]}' is not a number", path=str(path), row=lineno,
-                                     field="score") from None
+            score = _relevance(parts[2], path, lineno)
             rows.append((lineno, parts[0].strip(), parts[1].strip(), score))
     return rows
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import string
 import tempfile
 from pathlib import Path
@@ -26,7 +27,13 @@ from training.config import TrainConfig
 from training.data import load_training_data
 from training.tune_config import load_tune_config
 
-MANY = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# CI draws the same examples every run (a red build always means a code change); HYPOTHESIS_PROFILE=explore
+# draws fresh ones, as many as HYPOTHESIS_EXAMPLES, to hunt for new counterexamples.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "20000")))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+MANY = settings(max_examples=max(1000, settings.default.max_examples), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20))
 json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
@@ -75,6 +82,7 @@ def test_training_data_loader_raises_only_typed_errors(payload: bytes, suffix: s
        qrels=st.one_of(st.binary(max_size=200), st.lists(
            st.tuples(st.text(max_size=6), st.text(max_size=6), st.text(max_size=3)), max_size=4).map(
            lambda rows: ("query-id\tcorpus-id\tscore\n" + "".join("\t".join(r) + "\n" for r in rows)).encode())))
+@example(corpus=b"", queries=b"", qrels=b"\t\tINF")  # found in CI: int(float("inf")) raised OverflowError
 def test_golden_set_loader_raises_only_typed_errors(corpus: bytes, queries: bytes, qrels: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
