@@ -138,6 +138,7 @@ def train(
     """Fine-tune an embedding model and log the run (and a new registered version) to MLflow."""
 
     def job(settings: Settings) -> dict[str, Any]:
+        from registry.access import require_can_register
         from training.config import load_config
         from training.job import run_training
 
@@ -146,6 +147,8 @@ def train(
                           learning_rate=learning_rate, base_model=base_model, model_name=name,
                           hard_negatives=hard_negatives, precision=precision, seed=seed,
                           register_version=None if register else False)
+        if cfg.register_version is not False:
+            require_can_register(settings.tracking_uri, cfg.model_name)
         return run_training(cfg, artifact_root=settings.artifact_root, evaluate_base=evaluate_base).to_dict()
 
     run_job(job, render_training, as_json=as_json, debug=debug)
@@ -182,7 +185,7 @@ def tune(
     """Search fine-tuning settings with Optuna; every trial is a nested MLflow run; the best is registered."""
 
     def job(settings: Settings) -> dict[str, Any]:
-        from embedops.settings import actor
+        from registry.access import require_can_register, resolve_actor
         from registry.ledger import Ledger
         from training.tune import run_study
         from training.tune_config import load_tune_config
@@ -192,10 +195,13 @@ def tune(
             max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, base_model=base_model,
             model_name=name, precision=precision, seed=seed), n_trials=n_trials, timeout=timeout, storage=storage,
             study=study)
+        acting = resolve_actor(settings.tracking_uri, None)
+        if register:
+            require_can_register(settings.tracking_uri, cfg.base().model_name)
         url = cfg.storage or f"sqlite:///{settings.home / 'optuna.db'}"
         settings.home.mkdir(parents=True, exist_ok=True)
         return run_study(cfg, storage_url=url, artifact_root=settings.artifact_root, register=register,
-                         ledger=Ledger(settings.ledger_url), actor=actor(None),
+                         ledger=Ledger(settings.ledger_url), actor=acting,
                          notify=lambda line: typer.echo(line, err=as_json))
 
     def render(result: dict[str, Any], settings: Settings) -> None:
@@ -270,13 +276,17 @@ def evaluate(
 ActorOpt = Annotated[str | None, opt("Who is acting (default: EMBEDOPS_ACTOR, else the OS user).", "--actor")]
 
 
-def registry_context(settings: Settings, who: str | None, policy_managers: list[str]) -> Any:
-    from embedops.settings import actor, release_managers
+def registry_context(settings: Settings, who: str | None, policy_managers: list[str],
+                     default_actor: str | None = None) -> Any:
+    from embedops.settings import release_managers
+    from registry.access import model_grant, resolve_actor
     from registry.ledger import Ledger
     from registry.promotion import Context
 
-    return Context(ledger=Ledger(settings.ledger_url), actor=actor(who), artifact_root=settings.artifact_root,
-                   cache_dir=settings.cache_dir, release_managers=release_managers(policy_managers))
+    acting = resolve_actor(settings.tracking_uri, who, default_actor)
+    return Context(ledger=Ledger(settings.ledger_url), actor=acting, artifact_root=settings.artifact_root,
+                   cache_dir=settings.cache_dir, release_managers=release_managers(policy_managers),
+                   grant_lookup=lambda name: model_grant(settings.tracking_uri, acting, name))
 
 
 def render_decision(payload: dict[str, Any]) -> None:
@@ -295,17 +305,21 @@ def render_decision(payload: dict[str, Any]) -> None:
 
 @app.command()
 def register(
-    path: Annotated[Path, typer.Argument(help="A sentence-transformers folder with safetensors weights.")],
+    path: Annotated[str, typer.Argument(help="A sentence-transformers folder with safetensors weights, or a "
+                                              "logged model: runs:/RUN_ID/model (a `train --no-register` run).")],
     name: Annotated[str, opt("Registered model name.")],
     golden: Annotated[str | None, opt("BEIR folder: record the version's golden-set metrics.")] = None,
     golden_split: Annotated[str, opt("Split of the golden set.")] = "test",
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Register an existing model folder (e.g. the base model) with its contract tags."""
+    """Register an existing model folder (e.g. the base model) or a run's logged model, with its contract tags."""
 
     def job(settings: Settings) -> dict[str, Any]:
+        from registry.access import require_can_register
         from registry.register import register_folder
+
+        require_can_register(settings.tracking_uri, name)
 
         return register_folder(path, name, golden=golden, golden_split=golden_split,
                                artifact_root=settings.artifact_root)
@@ -460,9 +474,11 @@ def parse_time(value: str | None, flag: str) -> Any:
 
 def retrain_callable(settings: Settings, config_path: Path, who: str | None) -> Any:
     from embedops.pipelines import load_retrain_config, retrain
+    from registry.access import require_can_register
 
     cfg = load_retrain_config(config_path)
-    ctx = registry_context(settings, who or "embedops-retrain", [])
+    ctx = registry_context(settings, who, [], default_actor="embedops-retrain")
+    require_can_register(settings.tracking_uri, cfg.model_name)
 
     def run(trigger: dict[str, Any]) -> dict[str, Any]:
         return retrain(cfg, ctx, artifact_root=settings.artifact_root, trigger=trigger)
@@ -623,12 +639,12 @@ def doctor(
     """Find runs left RUNNING by killed jobs, aliases on broken versions, aliases the ledger never recorded."""
 
     def job(settings: Settings) -> dict[str, Any]:
-        from embedops.settings import actor
+        from registry.access import resolve_actor
         from registry.doctor import examine
         from registry.ledger import Ledger
 
         return examine(Ledger(settings.ledger_url), models=model, stale_hours=stale_hours, fix=fix,
-                       actor=actor(actor_name))
+                       actor=resolve_actor(settings.tracking_uri, actor_name))
 
     def render(result: dict[str, Any], settings: Settings) -> None:
         for f in result["findings"]:

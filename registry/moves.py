@@ -31,8 +31,19 @@ class MoveResult:
     previous: str | None
 
 
-def authorize(actor: str, release_managers: list[str], alias: str = PRODUCTION) -> None:
-    """With no list configured every actor may (the single-user default); otherwise only those on it."""
+# MLflow grants per registered model, not per alias: these are the grants that can set any alias.
+UPDATE_GRANTS = ("EDIT", "MANAGE")
+
+
+def authorize(actor: str, release_managers: list[str], alias: str = PRODUCTION, *, mlflow_grant: str | None = None,
+              model: str = "") -> None:
+    """May ``actor`` move ``alias``? Both must agree: MLflow's grant on the model, where the tracking
+    server authenticates (None otherwise), and the release-manager list (empty: anyone; the
+    single-user default). A grant is checked first, so embedops never allows what MLflow refuses."""
+    if mlflow_grant is not None and mlflow_grant not in UPDATE_GRANTS:
+        raise NotAuthorizedError(f"MLflow grants '{actor}' {mlflow_grant} on registered model '{model}': moving "
+                                 f"{alias} needs EDIT or MANAGE, which an MLflow admin grants "
+                                 "(docs/deploy.md, authenticated promotion)")
     if alias == PRODUCTION and release_managers and actor not in release_managers:
         raise NotAuthorizedError(f"'{actor}' may not move {PRODUCTION}: release managers are "
                                  f"{', '.join(release_managers)} (automation may only set the candidate alias)")

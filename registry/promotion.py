@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +41,12 @@ class Context:
     artifact_root: str | None
     cache_dir: Path | None
     release_managers: list[str] = field(default_factory=list)
+    # MLflow's grant to ``actor`` on a registered model, where the tracking server authenticates.
+    grant_lookup: Callable[[str], str | None] | None = None
+
+    def may_move_production(self, name: str) -> None:
+        grant = self.grant_lookup(name) if self.grant_lookup else None
+        authorize(self.actor, self.release_managers, mlflow_grant=grant, model=name)
 
 
 def log_decision(decision: GateDecision, name: str, golden: str, artifact_root: str | None) -> str:
@@ -77,7 +84,7 @@ def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden
     """
     candidate = store.get_version(name, resolve_alias(name, version))
     if not gate_only:
-        authorize(ctx.actor, ctx.release_managers)
+        ctx.may_move_production(name)
     current = store.alias_version(name, PRODUCTION)
     if current == candidate.version:
         raise RegistryError(f"{name} v{version} is already production")
@@ -166,7 +173,7 @@ def rollback(ctx: Context, name: str, *, reason: str, to_version: str | None = N
     """Point production back at ``previous`` (or ``to_version``), which must still load."""
     if not reason.strip():
         raise ConfigError("rollback needs --reason (it is recorded in the ledger)")
-    authorize(ctx.actor, ctx.release_managers)
+    ctx.may_move_production(name)
     current = store.alias_version(name, PRODUCTION)
     if current is None:
         raise RegistryError(f"{name} has nothing in production to roll back")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,3 +103,27 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 
     # The random tail keeps reruns apart on a long-lived server (the server stack outlives a test run).
     return re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name)[:52].strip("-") + "-" + uuid.uuid4().hex[:6]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_answers(url: str, process: Any, *, what: str, log: Callable[[], str], limit_s: float = 180) -> None:
+    """Poll ``url`` until it answers; fail with the process's log if it dies or never answers."""
+    import time
+    import urllib.request
+
+    started = time.monotonic()
+    while True:
+        assert process.poll() is None, log()[-3000:]
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            assert time.monotonic() - started < limit_s, f"{what} did not come up in {limit_s:.0f} s"
+            time.sleep(1)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -16,16 +14,10 @@ from typer.testing import CliRunner
 
 from embedops.cli import app
 from evaluation.models import load_sentence_transformer
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port, wait_until_answers
 
 pytestmark = [pytest.mark.slow]
 TEXTS = ["how do I pause a recurring invoice?", "Payrail transfers are on hold", "export my receipts"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def post(url: str, payload: dict) -> dict:
@@ -46,15 +38,8 @@ def test_serve_answers_with_the_production_versions_vectors(stack, tiny_model: P
     try:
         announced = json.loads(server.stdout.readline())
         assert (announced["version"], announced["alias"]) == ("1", "production")
-        started = time.monotonic()
-        while True:
-            assert server.poll() is None, server.stderr.read()[-3000:]
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() - started < 180, "the scoring server did not come up"
-                time.sleep(1)
+        wait_until_answers(f"http://127.0.0.1:{port}/ping", server, what="the scoring server",
+                           log=lambda: server.stderr.read())
         served = np.asarray(post(f"http://127.0.0.1:{port}/invocations", {"inputs": TEXTS})["predictions"])
     finally:
         server.terminate()

@@ -171,6 +171,30 @@ def test_only_release_managers_move_production(store, two_versions: str, monkeyp
     assert ledger(store).history(two_versions)[-1].actor == "alice"
 
 
+@pytest.mark.parametrize(("grant", "managers", "refusal"), [
+    (None, [], None),  # single user, no authentication: anyone
+    (None, ["alice"], None),
+    ("MANAGE", [], None),  # MLflow alone decides
+    ("EDIT", ["alice"], None),
+    ("READ", [], "MLflow grants 'alice' READ on registered model 'm'"),
+    ("READ", ["alice"], "MLflow grants 'alice' READ"),  # on the list, but MLflow would refuse the alias write
+    ("NO_PERMISSIONS", [], "needs EDIT or MANAGE"),
+    ("MANAGE", ["carol"], "'alice' may not move production: release managers are carol"),  # the list narrows
+])
+def test_production_moves_need_mlflows_grant_and_the_list(grant: str | None, managers: list[str],
+                                                          refusal: str | None) -> None:
+    from registry.moves import NotAuthorizedError, authorize
+
+    if refusal is None:
+        authorize("alice", managers, mlflow_grant=grant, model="m")
+    else:
+        with pytest.raises(NotAuthorizedError, match=refusal):
+            authorize("alice", managers, mlflow_grant=grant, model="m")
+    authorize("alice", ["carol"], alias="candidate", mlflow_grant="EDIT", model="m")  # the list is about production
+    with pytest.raises(NotAuthorizedError, match="moving candidate needs EDIT"):
+        authorize("alice", [], alias="candidate", mlflow_grant="READ", model="m")
+
+
 def stored_weights(name: str, version: str) -> Path:
     """Where the artifact store keeps this version's weights (the embedded store is a folder)."""
     client = MlflowClient()
