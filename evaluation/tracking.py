@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from evaluation.errors import ServiceUnavailableError
 
 if TYPE_CHECKING:
+    from mlflow import ActiveRun
+
     from evaluation.evaluator import EvaluationResult
     from evaluation.job import EvaluationReport
 
@@ -25,6 +33,72 @@ def ensure_experiment(name: str, artifact_root: str | None) -> str:
         return experiment.experiment_id
     location = f"{artifact_root.rstrip('/')}/{name}" if artifact_root else None
     return mlflow.create_experiment(name, artifact_location=location)
+
+
+# How long a failed job waits for a tracking server that went away to come back, so it can mark its
+# run FAILED (a restart by systemd or Kubernetes takes seconds); after that `embedops doctor --fix` does.
+GRACE_ENV = "EMBEDOPS_TRACKING_GRACE_S"
+
+
+@contextlib.contextmanager
+def tracked_run(*, notify: Any = None, **start_run_args: Any) -> Iterator[ActiveRun]:
+    """``mlflow.start_run`` for jobs that must not leave a run RUNNING when they fail.
+
+    MLflow's own context manager ends a failed run with one request; if the tracking server died
+    mid-run that request fails too and the run stays RUNNING forever. Here a failed job keeps
+    trying to mark its run FAILED for a grace period, then says what state it left behind.
+    """
+    import mlflow
+
+    run = mlflow.start_run(**start_run_args)
+    try:
+        yield run
+    except BaseException as exc:
+        marked = mark_failed(run.info.run_id, notify=notify)
+        if not marked or _server_lost(exc):
+            state = ("was marked FAILED once it came back" if marked else
+                     "is still RUNNING: `embedops doctor --fix` marks it FAILED once the server is back")
+            raise ServiceUnavailableError(
+                f"the MLflow tracking server stopped answering during run {run.info.run_id}: the job stopped, "
+                f"nothing was registered, and the run {state}") from exc
+        raise
+    else:
+        mlflow.end_run()
+
+
+def _server_lost(exc: BaseException) -> bool:
+    """Did the job fail because the tracking server could not be reached (not because of its input)?"""
+    from mlflow.exceptions import MlflowException
+
+    text = str(exc)
+    signs = ("Max retries exceeded", "Connection refused", "ConnectionError", "Failed to establish")
+    return isinstance(exc, (MlflowException, OSError)) and any(sign in text for sign in signs)
+
+
+def mark_failed(run_id: str, *, notify: Any = None) -> bool:
+    """Set the run FAILED, retrying while the server is away; True once it is recorded."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    deadline = time.monotonic() + float(os.environ.get(GRACE_ENV, "60"))
+    told = False
+    while True:
+        try:
+            MlflowClient().set_terminated(run_id, "FAILED")
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                with contextlib.suppress(Exception):
+                    mlflow.end_run("FAILED")  # drops the run from this process's stack; the server may still be gone
+                return False
+            if not told and notify:
+                notify(f"the tracking server is not answering; waiting up to {os.environ.get(GRACE_ENV, '60')} s "
+                       f"to mark run {run_id} FAILED")
+                told = True
+            time.sleep(2)
+    with contextlib.suppress(Exception):
+        mlflow.end_run("FAILED")
+    return True
 
 
 def per_query_table(result: EvaluationResult) -> object:

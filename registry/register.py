@@ -9,7 +9,7 @@ from typing import Any
 from evaluation.evaluator import evaluate
 from evaluation.golden import load_golden_set
 from evaluation.models import check_model_folder, is_mlflow_uri, load_sentence_transformer, resolve_model_folder
-from evaluation.tracking import ensure_experiment
+from evaluation.tracking import ensure_experiment, tracked_run
 from registry import model_logging
 from registry.names import validate_name
 
@@ -55,7 +55,7 @@ def _register(folder: Path, name: str, *, golden: str | None, golden_split: str,
     if golden_set:
         extra |= {"golden_digest": golden_set.digest} | {k: f"{v:.6f}" for k, v in metrics.items()}
     experiment_id = ensure_experiment(REGISTER_EXPERIMENT, artifact_root)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"register-{name}") as run:
+    with tracked_run(experiment_id=experiment_id, run_name=f"register-{name}") as run:
         mlflow.log_params({"source": source.get("source_model_uri", str(folder.resolve())), "name": name})
         if metrics:
             mlflow.log_metrics(metrics)

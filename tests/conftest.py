@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -127,3 +128,40 @@ def wait_until_answers(url: str, process: Any, *, what: str, log: Callable[[], s
         except OSError:
             assert time.monotonic() - started < limit_s, f"{what} did not come up in {limit_s:.0f} s"
             time.sleep(1)
+
+
+def start_mlflow_server(state: Path, port: int, *extra: str, env: dict[str, str] | None = None) -> Any:
+    """A real `mlflow server` on loopback: sqlite store and proxied artifacts under ``state``, log
+    appended to ``state/server.log`` (a restart on the same state continues it). Returns once it answers.
+
+    It runs in a session of its own: `mlflow server` starts uvicorn as a child, so only
+    :func:`stop_server` (the whole process group) really stops it. MLflow's job runner (eight
+    GenAI worker processes that embedops never uses) stays off.
+    """
+    import subprocess
+    import sys
+
+    state.mkdir(parents=True, exist_ok=True)
+    log = state / "server.log"
+    with open(log, "a") as out:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "server", *extra, "--host", "127.0.0.1", "--port", str(port),
+             "--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}", "--artifacts-destination",
+             str(state / "artifacts"), "--workers", "1"],
+            env=(env or dict(os.environ)) | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until_answers(f"http://127.0.0.1:{port}/health", server, what="mlflow server", log=log.read_text)
+    except BaseException:
+        stop_server(server)
+        raise
+    return server
+
+
+def stop_server(server: Any, *, kill: bool = False) -> None:
+    """Stop a server started in its own session, children included (``kill``: SIGKILL, as a crash would)."""
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL if kill else signal.SIGTERM)
+    server.wait(timeout=60)

@@ -21,7 +21,7 @@ from evaluation.errors import ConfigError
 from evaluation.evaluator import evaluate
 from evaluation.golden import load_golden_set
 from evaluation.models import check_model_folder, is_mlflow_uri, load_sentence_transformer, resolve_model_folder
-from evaluation.tracking import ensure_experiment
+from evaluation.tracking import ensure_experiment, tracked_run
 from registry import model_logging
 from training import tracking
 from training.config import TrainConfig
@@ -108,7 +108,7 @@ def _run_training(cfg: TrainConfig, download_dir: Path, *, artifact_root: str | 
 
     experiment_id = ensure_experiment(cfg.experiment, artifact_root) if run_id is None else None
     # Under `mlflow run`, MLFLOW_RUN_ID names the run to use and start_run adopts it.
-    with mlflow.start_run(run_id=run_id, experiment_id=experiment_id) as run:
+    with tracked_run(run_id=run_id, experiment_id=experiment_id, notify=notify) as run:
         run_id, experiment_id = run.info.run_id, run.info.experiment_id
         tracking.log_inputs(cfg, data, base_name)
         model = load_sentence_transformer(base_folder, max_seq_length=cfg.max_seq_length)

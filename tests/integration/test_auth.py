@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from typer.testing import CliRunner
 
 from embedops.cli import app
 from registry.ledger import Ledger
-from tests.conftest import free_port, wait_until_answers
+from tests.conftest import free_port, start_mlflow_server, stop_server
 
 pytestmark = [pytest.mark.slow]
 ADMIN, RITA, TOM = ("admin", "admin-password-0"), ("rita", "rita-password-1"), ("tom", "tom-password-22")
@@ -37,21 +35,9 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     env = os.environ | {"MLFLOW_AUTH_CONFIG_PATH": str(state / "auth.ini"),
                         "MLFLOW_FLASK_SERVER_SECRET_KEY": "embedops-test-only"}
-    log = open(state / "server.log", "w")  # noqa: SIM115  (the server writes to it until the fixture ends)
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--app-name", "basic-auth", "--host", "127.0.0.1",
-         "--port", str(port), "--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}",
-         "--artifacts-destination", str(state / "artifacts"), "--workers", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_answers(f"{uri}/health", server, what="the basic-auth server",
-                           log=lambda: (state / "server.log").read_text())
-        yield uri
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        log.close()
+    server = start_mlflow_server(state, port, "--app-name", "basic-auth", env=env)
+    yield f"http://127.0.0.1:{port}"
+    stop_server(server)
 
 
 def act_as(monkeypatch: pytest.MonkeyPatch, uri: str, who: tuple[str, str]) -> None:

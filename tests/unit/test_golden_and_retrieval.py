@@ -85,6 +85,14 @@ def test_non_utf8_corpus_names_the_row(tiny_beir: Path) -> None:
         load_golden_set(tiny_beir)
 
 
+@pytest.mark.parametrize("score", ["INF", "nan", "0.5"])
+def test_relevance_grades_are_whole_numbers(tiny_beir: Path, score: str) -> None:
+    with open(tiny_beir / "qrels" / "test.tsv", "a") as fh:
+        fh.write(f"q1\td1\t{score}\n")
+    with pytest.raises(GoldenSetError, match=f"score '{score}' is not a whole number"):
+        load_golden_set(tiny_beir)
+
+
 def test_chunked_top_k_equals_a_full_sort() -> None:
     rng = np.random.default_rng(0)
     queries, corpus = rng.normal(size=(37, 16)), rng.normal(size=(503, 16))
