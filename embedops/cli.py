@@ -505,7 +505,7 @@ def serve(
 
         plan = plan_serving(name, alias, host=host, port=port, workers=workers)
         return {"model": plan.model, "alias": plan.alias, "version": plan.version, "url": plan.url,
-                "invocations": f"{plan.url}/invocations", "argv": plan.argv}
+                "invocations": f"{plan.url}/invocations", "argv": plan.argv, "env": plan.env}
 
     def render(result: dict[str, Any], settings: Settings) -> None:
         typer.echo(f"serving   {result['model']} v{result['version']} (alias {result['alias']}) at "
@@ -518,7 +518,7 @@ def serve(
     def keep(payload: dict[str, Any], settings: Settings) -> None:
         result.update(payload, tracking_uri=settings.tracking_uri)
         if as_json:
-            typer.echo(json.dumps({k: v for k, v in payload.items() if k != "argv"}))
+            typer.echo(json.dumps({k: v for k, v in payload.items() if k not in ("argv", "env")}))
         else:
             render(payload, settings)
 
@@ -527,7 +527,7 @@ def serve(
     # MLflow's server replaces this process: signals from systemd or Kubernetes reach it directly.
     # It starts `uvicorn` by name: the environment's bin folder goes first on PATH.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = os.environ | {"MLFLOW_TRACKING_URI": result["tracking_uri"], "PATH": path}
+    env = result["env"] | os.environ | {"MLFLOW_TRACKING_URI": result["tracking_uri"], "PATH": path}
     os.execvpe(result["argv"][0], result["argv"], env)
 
 

