@@ -3,9 +3,12 @@
 - runs left RUNNING by a killed job (older than a threshold): marked FAILED with --fix;
 - an alias (production, previous, candidate) on a version whose files are missing or corrupt:
   reported (the fix is a person's rollback or promotion, not a guess);
-- production or candidate pointing somewhere the ledger never recorded (moved outside embedops,
-  or a crash between the alias write and its ledger row): with --fix the alias goes back to the
-  ledger's last successful move, if that version's files check out, and the repair is a ledger row.
+- a move whose job died between its ``pending`` ledger row and its outcome: with --fix the
+  outcome is recorded from what the registry says (the alias reached the new version: success,
+  and ``previous`` follows; it did not: failed);
+- production or candidate pointing somewhere the ledger never recorded (moved outside embedops):
+  with --fix the alias goes back to the ledger's last successful move, if that version's files
+  check out, and the repair is a ledger row.
 """
 
 from __future__ import annotations
@@ -14,15 +17,14 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from evaluation.errors import EmbedopsError
 from registry import store
-from registry.ledger import Ledger
+from registry.ledger import Ledger, Move, interrupted
 from registry.store import CANDIDATE, PREVIOUS, PRODUCTION
 
 
 @dataclass
 class Finding:
-    kind: str  # stale_run | unusable_alias_target | alias_disagrees_with_ledger
+    kind: str  # stale_run | interrupted_move | unusable_alias_target | alias_disagrees_with_ledger
     subject: str
     detail: str
     fixable: bool
@@ -46,17 +48,9 @@ def stale_runs(client: Any, older_than_hours: float) -> list[Finding]:
 
 
 def alias_findings(ledger: Ledger, name: str) -> list[Finding]:
-    findings = []
-    for alias in (PRODUCTION, PREVIOUS, CANDIDATE):
-        version = store.alias_version(name, alias)
-        if version is None:
-            continue
-        try:
-            store.check_version_files(store.get_version(name, version))
-        except EmbedopsError as exc:
-            findings.append(Finding("unusable_alias_target", f"{name}@{alias}",
-                                    f"points to v{version}, which cannot be served: {exc}; roll back or promote",
-                                    fixable=False))
+    findings = [Finding("unusable_alias_target", f"{name}@{alias}",
+                        f"points to v{version}, which cannot be served: {problem}; roll back or promote", fixable=False)
+                for alias, version, problem in store.alias_file_problems(name) if problem]
     moves = ledger.history(name)
     for alias in (PRODUCTION, CANDIDATE):
         audited = next((m.to_version for m in reversed(moves) if m.alias == alias and m.outcome == "success"), None)
@@ -67,6 +61,34 @@ def alias_findings(ledger: Ledger, name: str) -> list[Finding]:
                 f"the registry says v{actual}, the ledger's last move says "
                 f"{'v' + audited if audited else 'never set'}", fixable=audited is not None))
     return findings
+
+
+def interrupted_moves(ledger: Ledger, name: str) -> list[tuple[Finding, Move]]:
+    found = []
+    for move in interrupted(ledger.history(name, settled_pending=True)):
+        actual = store.alias_version(name, move.alias)
+        found.append((Finding("interrupted_move", f"{name}@{move.alias}",
+                              f"{move.action} v{move.from_version} -> v{move.to_version} by {move.actor} at {move.ts} "
+                              f"has no outcome (its job died); the registry says v{actual}", fixable=True), move))
+    return found
+
+
+def settle_move(ledger: Ledger, move: Move, actor: str) -> None:
+    """Record the outcome of a move whose job died, from where the alias is now."""
+    with ledger.mutex(move.model):
+        if move.id not in {m.id for m in interrupted(ledger.history(move.model, settled_pending=True))}:
+            return  # a live job held the lock and has just recorded its own outcome
+        actual = store.alias_version(move.model, move.alias)
+        row = {k: getattr(move, k) for k in ("actor", "action", "model", "alias", "from_version", "to_version",
+                                               "reason", "decision_run_id")}
+        if actual == move.to_version:
+            if move.alias == PRODUCTION and move.from_version is not None:
+                store.set_alias(move.model, PREVIOUS, move.from_version)
+            ledger.commit(outcome="success", **(row | {"detail": f"recorded by embedops doctor --fix ({actor}): "
+                                                                 "the job died after moving the alias"}))
+        else:
+            ledger.commit(outcome="failed", **(row | {"detail": f"recorded by embedops doctor --fix ({actor}): the "
+                                                                f"job died before moving the alias (v{actual})"}))
 
 
 def repair_alias(ledger: Ledger, finding: Finding, actor: str) -> None:
@@ -94,9 +116,18 @@ def examine(ledger: Ledger, *, models: list[str] | None, stale_hours: float, fix
     names = models or sorted(m.name for m in client.search_registered_models(max_results=1000))
     findings = stale_runs(client, stale_hours)
     for name in names:
-        findings += alias_findings(ledger, name)
+        unsettled = interrupted_moves(ledger, name)
+        findings += [finding for finding, _ in unsettled]
+        if fix:  # settled first, so the alias check below compares against complete records
+            for finding, move in unsettled:
+                settle_move(ledger, move, actor)
+                finding.fixed = True
+        halfway = set() if fix else {finding.subject for finding, _ in unsettled}
+        findings += [f for f in alias_findings(ledger, name) if f.subject not in halfway]
     if fix:
         for finding in findings:
+            if finding.fixed:
+                continue
             if not finding.fixable:
                 continue
             if finding.kind == "stale_run":

@@ -1,26 +1,30 @@
 """The audit ledger: one append-only row per alias move (or attempted move), in its own database.
 
 It lives beside MLflow's store (``EMBEDOPS_HOME/ledger.db``) or in PostgreSQL, and it is also the
-lock that makes alias moves compare-and-set: ``Ledger.locked(model)`` opens a transaction that holds
-the database's write lock (SQLite ``BEGIN IMMEDIATE``) or a per-model advisory lock (PostgreSQL)
-until the move and its row are committed. A separate SQLite file from MLflow's, so holding the
-ledger's lock never blocks MLflow's own writes.
+lock that makes alias moves compare-and-set. ``Ledger.mutex(model)`` holds a per-model lock that
+dies with the process (a PostgreSQL session advisory lock, or a file lock beside the SQLite file)
+across several committed rows: an alias move commits a ``pending`` row before MLflow's alias
+changes and its outcome after, so a job killed in between leaves the move on record for
+``embedops doctor`` to finish. ``Ledger.locked(model)`` is the same lock around one transaction.
+A separate SQLite file from MLflow's, so holding the ledger's lock never blocks MLflow's own writes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 Action = Literal["promote", "rollback", "retrain", "candidate", "repair"]
-Outcome = Literal["success", "rejected", "conflict", "failed", "denied"]
+Outcome = Literal["success", "rejected", "conflict", "failed", "denied", "pending"]
 
 metadata = sa.MetaData()
 moves = sa.Table(
@@ -105,6 +109,23 @@ def parse_ts(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def interrupted(rows: list[Move]) -> list[Move]:
+    """The ``pending`` rows no outcome row followed: moves whose job died halfway."""
+    settled: set[tuple] = set()
+    found = []
+    for row in reversed(rows):
+        key = (row.alias, row.action, row.from_version, row.to_version)
+        if row.outcome in ("success", "failed"):
+            settled.add(key)
+        elif row.outcome == "pending" and key not in settled:
+            found.append(row)
+    return found[::-1]
+
+
+def lock_key(model: str) -> int:
+    return zlib.crc32(f"embedops:{model}".encode())
+
+
 class Ledger:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -129,11 +150,44 @@ class Ledger:
     @contextmanager
     def locked(self, model: str) -> Iterator[Connection]:
         """A transaction holding the lock for ``model``'s aliases; rows appended in it commit together."""
-        with self.engine.begin() as conn:
+        with self._file_lock(model), self.engine.begin() as conn:
             if self.dialect == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
-                             {"key": zlib.crc32(f"embedops:{model}".encode())})
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(model)})
             yield conn
+
+    @contextmanager
+    def mutex(self, model: str) -> Iterator[None]:
+        """The lock for ``model``'s aliases across several transactions; write rows with :meth:`commit`."""
+        if self.dialect != "postgresql":
+            with self._file_lock(model):
+                yield
+            return
+        with self.engine.connect() as conn:  # a session lock: released by unlock, or when the process dies
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": lock_key(model)})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key(model)})
+                conn.commit()
+
+    @contextmanager
+    def _file_lock(self, model: str) -> Iterator[None]:
+        """SQLite: a per-model lock file beside the database; the OS drops it when the process dies."""
+        database = self.engine.url.database
+        if self.dialect == "postgresql" or not database or database == ":memory:":
+            yield
+            return
+        folder = Path(database).with_name(Path(database).name + ".locks")
+        folder.mkdir(exist_ok=True)
+        with open(folder / f"{lock_key(model)}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def commit(self, **row: Any) -> None:
+        """Append one row in its own transaction, for a caller already holding :meth:`mutex`."""
+        with self.engine.begin() as conn:
+            self.append(conn, **row)
 
     def append(self, conn: Connection, *, actor: str, action: Action, model: str, alias: str,
                from_version: str | None, to_version: str | None, outcome: Outcome, reason: str = "",
@@ -147,10 +201,16 @@ class Ledger:
         with self.locked(row["model"]) as conn:
             self.append(conn, **row)
 
-    def history(self, model: str) -> list[Move]:
+    def history(self, model: str, *, settled_pending: bool = False) -> list[Move]:
+        """Every row for ``model`` in order; a ``pending`` row whose outcome came later only with
+        ``settled_pending`` (one move, one row), while a pending row nobody settled always shows."""
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(moves).where(moves.c.model == model).order_by(moves.c.id)).mappings()
-            return [Move(**dict(r)) for r in rows]
+            found = [Move(**dict(r)) for r in rows]
+        if settled_pending:
+            return found
+        open_ids = {m.id for m in interrupted(found)}
+        return [m for m in found if m.outcome != "pending" or m.id in open_ids]
 
     def alias_at(self, model: str, at: dt.datetime, alias: str = "production") -> Move | None:
         """The last successful move of ``alias`` at or before ``at``: what it pointed to then."""

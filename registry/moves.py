@@ -7,7 +7,10 @@ ledger's lock is held, then read back. ``previous`` follows, so a rollback alway
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from evaluation.errors import EmbedopsError
 from registry import store
@@ -54,30 +57,33 @@ def move_production(ledger: Ledger, *, name: str, to_version: str, expected: str
     """Point ``production`` at ``to_version`` only if it still points at ``expected``."""
     conflict: str | None = None
     failure: Exception | None = None
-    with ledger.locked(name) as conn:
+    with ledger.mutex(name):
         current = store.alias_version(name, PRODUCTION)
         old_previous = store.alias_version(name, PREVIOUS)
-        row = dict(actor=actor, action=action, model=name, alias=PRODUCTION, to_version=to_version, reason=reason,
-                   decision_run_id=decision_run_id)
+        row = dict(actor=actor, action=action, model=name, alias=PRODUCTION, from_version=current,
+                   to_version=to_version, reason=reason, decision_run_id=decision_run_id)
         if current != expected:
             conflict = (f"production moved from v{expected} to v{current} since the gate ran; "
                         f"re-run the promotion against v{current}" if expected else
                         f"production is already v{current}; promote against it instead of --initial")
-            ledger.append(conn, from_version=current, outcome="conflict", detail=conflict, **row)
+            ledger.commit(outcome="conflict", detail=conflict, **row)
         else:
             try:
-                if current is not None:
-                    store.set_alias(name, PREVIOUS, current)
-                store.set_alias(name, PRODUCTION, to_version)
-                seen = store.alias_version(name, PRODUCTION)
-                if seen != to_version:
-                    raise RegistryError(f"read back production = v{seen} after setting v{to_version}")
-            except Exception as exc:  # restore what we changed, then record the failure
+                with recorded(ledger, row):
+                    try:
+                        # production first: a job killed before `previous` follows leaves a move
+                        # that doctor can finish (it knows both ends from the pending row).
+                        store.set_alias(name, PRODUCTION, to_version)
+                        if current is not None:
+                            store.set_alias(name, PREVIOUS, current)
+                        seen = store.alias_version(name, PRODUCTION)
+                        if seen != to_version:
+                            raise RegistryError(f"read back production = v{seen} after setting v{to_version}")
+                    except Exception:
+                        restore(name, current, old_previous)
+                        raise
+            except Exception as exc:
                 failure = exc
-                restore(name, current, old_previous)
-                ledger.append(conn, from_version=current, outcome="failed", detail=str(exc), **row)
-            else:
-                ledger.append(conn, from_version=current, outcome="success", **row)
     if conflict:
         raise ConcurrentMoveError(conflict)
     if failure:
@@ -85,6 +91,20 @@ def move_production(ledger: Ledger, *, name: str, to_version: str, expected: str
             raise failure
         raise RegistryError(f"moving production failed and was undone: {failure}") from failure
     return MoveResult(name, expected, to_version, expected)
+
+
+@contextmanager
+def recorded(ledger: Ledger, row: dict[str, Any]) -> Iterator[None]:
+    """For a caller holding ``ledger.mutex``: the move is on record (``pending``) before the block
+    changes MLflow's aliases, and its outcome after. A job killed in between never leaves an alias
+    move without its row; `embedops doctor --fix` finishes the record from what the registry says."""
+    ledger.commit(outcome="pending", **row)
+    try:
+        yield
+    except Exception as exc:
+        ledger.commit(outcome="failed", **(row | {"detail": str(exc)}))
+        raise
+    ledger.commit(outcome="success", **row)
 
 
 def restore(name: str, production: str | None, previous: str | None) -> None:

@@ -16,7 +16,7 @@ from evaluation.tracking import ensure_experiment
 from registry import store
 from registry.gate import GateDecision
 from registry.ledger import Ledger
-from registry.moves import authorize, move_production
+from registry.moves import authorize, move_production, recorded
 from registry.policy import GatePolicy
 from registry.report import render_html
 from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, RegistryError
@@ -123,12 +123,12 @@ def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden
             raise GateRejected(f"gate rejected {name} v{version} against production v{current} (failed: {failed}); "
                                "production is unchanged", payload)
     if gate_only:
-        with ctx.ledger.locked(name) as conn:
-            old = store.alias_version(name, CANDIDATE)
-            store.set_alias(name, CANDIDATE, candidate.version)
-            ctx.ledger.append(conn, actor=ctx.actor, action="candidate", model=name, alias=CANDIDATE,
-                              from_version=old, to_version=candidate.version, outcome="success",
-                              reason=reason or "passed the gate", decision_run_id=decision_run_id)
+        with ctx.ledger.mutex(name):
+            row = dict(actor=ctx.actor, action="candidate", model=name, alias=CANDIDATE,
+                       from_version=store.alias_version(name, CANDIDATE), to_version=candidate.version,
+                       reason=reason or "passed the gate", decision_run_id=decision_run_id)
+            with recorded(ctx.ledger, row):
+                store.set_alias(name, CANDIDATE, candidate.version)
         return result_payload(name, candidate.version, current, decision, decision_run_id, moved=False) | {
             "candidate": candidate.version}
     why = reason or ("initial promotion" if initial else "passed the gate")

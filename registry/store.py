@@ -98,6 +98,22 @@ def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
         c.set_model_version_tag(name, str(version), key, value)
 
 
+def alias_file_problems(name: str) -> list[tuple[str, str, str | None]]:
+    """(alias, version, what is wrong with its files or None) for each alias (production, previous, candidate) set."""
+    found = []
+    for alias in (PRODUCTION, PREVIOUS, CANDIDATE):
+        version = alias_version(name, alias)
+        if version is None:
+            continue
+        try:
+            check_version_files(get_version(name, version))
+        except EmbedopsError as exc:
+            found.append((alias, version, str(exc)))
+        else:
+            found.append((alias, version, None))
+    return found
+
+
 def check_version_files(info: VersionInfo) -> None:
     """Download the version's model and check that its weights are present and readable safetensors.
 

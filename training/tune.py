@@ -230,19 +230,20 @@ def register_best(best: Any, client: Any, cfg: TuneConfig, *, ledger: Any, actor
     """
     from registry import store
     from registry.model_logging import register_version
+    from registry.moves import recorded
 
     run_id = best.user_attrs["mlflow_run_id"]
     name = cfg.base().model_name
-    with ledger.locked(name) as conn:
+    with ledger.mutex(name):
         done = client.get_run(run_id).data.tags.get("registered_version")
         if done:
             return str(done)
         version = register_version(best.user_attrs["model_uri"], name, run_id, best.user_attrs["contract_tags"]
                                    | {"tuning_study": cfg.study_name(), "tuning_trial": str(best.number)})
         client.set_tag(run_id, "registered_version", version)
-        old = store.alias_version(name, store.CANDIDATE)
-        store.set_alias(name, store.CANDIDATE, version)
-        ledger.append(conn, actor=actor, action="candidate", model=name, alias=store.CANDIDATE,
-                      from_version=old, to_version=version, outcome="success",
-                      reason=f"best trial {best.number} of study {cfg.study_name()} (not yet gated)")
+        row = dict(actor=actor, action="candidate", model=name, alias=store.CANDIDATE,
+                   from_version=store.alias_version(name, store.CANDIDATE), to_version=version,
+                   reason=f"best trial {best.number} of study {cfg.study_name()} (not yet gated)")
+        with recorded(ledger, row):
+            store.set_alias(name, store.CANDIDATE, version)
     return version

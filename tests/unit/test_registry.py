@@ -273,6 +273,30 @@ def test_doctor_finds_and_repairs_what_killed_jobs_and_side_doors_leave(store, t
     assert cli("doctor", "--model", name)[1]["clean"]
 
 
+@pytest.mark.parametrize("alias_moved", [True, False])
+def test_doctor_settles_a_move_whose_job_died_halfway(store, two_versions: str, alias_moved: bool) -> None:
+    """The job recorded its pending move 1 -> 2 and was killed before (or after) MLflow's alias changed."""
+    name = two_versions
+    ledger(store).commit(actor="alice", action="promote", model=name, alias="production", from_version="1",
+                         to_version="2", reason="r", outcome="pending")
+    if alias_moved:
+        MlflowClient().set_registered_model_alias(name, "production", "2")
+    code, report, _ = cli("doctor", "--model", name)
+    assert code == 1 and [f["kind"] for f in report["findings"]] == ["interrupted_move"]  # one finding, not two
+    assert outcomes(store, name)[-1] == ("promote", "1", "2", "pending")  # an unsettled move shows in history
+
+    code, report, err = cli("doctor", "--model", name, "--fix")
+    assert code == 0 and report["clean"], err
+    settled = ledger(store).history(name)[-1]
+    assert (settled.actor, settled.action, settled.outcome) == ("alice", "promote",
+                                                                "success" if alias_moved else "failed")
+    assert "recorded by embedops doctor --fix" in settled.detail
+    assert alias_version(name, "production") == ("2" if alias_moved else "1")
+    assert alias_version(name, "previous") == ("1" if alias_moved else None)
+    assert [m.outcome for m in ledger(store).history(name)][-2:] == ["success", settled.outcome]  # pending hidden
+    assert cli("doctor", "--model", name)[1]["clean"]
+
+
 def test_a_file_changed_after_registration_is_refused_by_its_manifest(store, two_versions: str) -> None:
     assert MlflowClient().get_model_version(two_versions, "2").tags["model_manifest_sha256"]
     # Still a loadable model, so only the manifest can tell: the config was edited in the store.

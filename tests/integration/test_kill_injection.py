@@ -1,0 +1,33 @@
+"""Jobs killed with SIGKILL at random points (a few rounds here; `benchmarks/kill_injection.py` runs 30+)."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.kill_injection import one_round, prepare
+
+pytestmark = [pytest.mark.slow]
+ROUNDS = 4
+
+
+def test_killed_jobs_never_leave_an_unrecorded_or_broken_alias(tiny_model: Path, pairs_file: Path, tmp_path: Path,
+                                                              unique_name: str, monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    from embedops.settings import configure
+
+    monkeypatch.setenv("EMBEDOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    settings = configure()
+    env = dict(os.environ)
+    durations = prepare(unique_name, env, tiny_model, pairs_file)
+    rng = random.Random(int(os.environ.get("EMBEDOPS_KILL_SEED", "7")))
+    rounds = [one_round(rng, name=unique_name, env=env, ledger_url=settings.ledger_url, tiny_model=tiny_model,
+                        pairs=pairs_file, durations=durations) for _ in range(ROUNDS)]
+    assert any(r.killed for r in rounds)
+    assert [(r.job, r.violations, r.doctor_findings) for r in rounds] == [(r.job, [], []) for r in rounds]
+    monkeypatch.undo()
+    configure()

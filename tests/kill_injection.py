@@ -1,0 +1,124 @@
+"""SIGKILL fault injection: jobs killed at random points never leave the registry and ledger wrong.
+
+Shared by the CI test (a few rounds) and ``benchmarks/kill_injection.py`` (30+). Each round starts
+one real ``embedops`` job in a subprocess (train+register, register, promote, rollback) on one
+model whose history grows round by round, kills it with SIGKILL after a random delay (or lets it
+finish), then checks, before any repair:
+
+1. every alias points to a version whose files pass the sha256 manifest check;
+2. every alias position is on record: the ledger's last successful move of that alias, or a
+   ``pending`` row of a move whose job died halfway (no alias move without its ledger row);
+
+and after ``embedops doctor --fix``: a second doctor run finds nothing, and 1-2 hold with every
+alias equal to its last successful ledger move.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+JOBS = ("train", "register", "promote", "rollback")
+
+
+@dataclass
+class Round:
+    job: str
+    delay_s: float
+    killed: bool
+    exit_code: int | None
+    violations: list[str] = field(default_factory=list)
+    doctor_findings: list[str] = field(default_factory=list)
+
+
+def job_argv(job: str, name: str, tiny_model: Path, pairs: Path, rng: random.Random) -> list[str]:
+    from registry.store import list_versions
+
+    if job == "train":
+        return ["train", "--data", str(pairs), "--base-model", str(tiny_model), "--max-steps", "2",
+                "--batch-size", "8", "--name", name]
+    if job == "register":
+        return ["register", str(tiny_model), "--name", name]
+    if job == "promote":
+        others = [v.version for v in list_versions(name) if "production" not in v.aliases]
+        return ["promote", name, "--version", rng.choice(others), "--skip-gate", "--reason", "kill test"]
+    return ["rollback", name, "--reason", "kill test"]
+
+
+def run_killed(argv: list[str], env: dict[str, str], delay_s: float | None) -> tuple[bool, int | None]:
+    """Start ``embedops ARGV``; SIGKILL its whole process group after ``delay_s`` (None: let it finish)."""
+    process = subprocess.Popen([sys.executable, "-m", "embedops", *argv], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        process.wait(timeout=delay_s if delay_s is not None else 600)
+        return False, process.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return True, None
+
+
+def violations(ledger_url: str, name: str) -> list[str]:
+    """Invariants 1-2 on the registry and ledger as they are now."""
+    from registry import store
+    from registry.ledger import Ledger, interrupted
+
+    found = []
+    ledger = Ledger(ledger_url)
+    rows = ledger.history(name, settled_pending=True)
+    halfway = interrupted(rows)
+    for alias, version, problem in store.alias_file_problems(name):
+        if problem:
+            found.append(f"{alias} -> v{version}, whose files fail their check: {problem}")
+        if alias == store.PREVIOUS:
+            continue  # moved only together with production, under production's row
+        recorded = next((m.to_version for m in reversed(rows) if m.alias == alias and m.outcome == "success"), None)
+        on_record = {recorded} | {m.to_version for m in halfway if m.alias == alias} | {
+            m.from_version for m in halfway if m.alias == alias}
+        if version not in on_record:
+            found.append(f"{alias} -> v{version}, but the ledger's last move of it says v{recorded} "
+                         f"and no interrupted move names v{version}")
+    ledger.dispose()
+    return found
+
+
+def one_round(rng: random.Random, *, name: str, env: dict[str, str], ledger_url: str, tiny_model: Path,
+              pairs: Path, durations: dict[str, float]) -> Round:
+    """One job killed at a random point of its usual duration (a tenth of rounds: not killed)."""
+    from registry.doctor import examine
+    from registry.ledger import Ledger
+
+    job = rng.choice(JOBS)
+    argv = job_argv(job, name, tiny_model, pairs, rng)
+    delay = None if rng.random() < 0.1 else rng.uniform(0.2, 1.0) * durations[job]
+    killed, code = run_killed(argv, env, delay)
+    result = Round(job, delay or 0.0, killed, code, violations(ledger_url, name))
+    ledger = Ledger(ledger_url)
+    examine(ledger, models=[name], stale_hours=0.0, fix=True, actor="kill-test-doctor")
+    after = examine(ledger, models=[name], stale_hours=0.0, fix=False, actor="kill-test-doctor")
+    ledger.dispose()
+    result.doctor_findings = [f"{f['kind']} {f['subject']}: {f['detail']}" for f in after["findings"]]
+    result.violations += [f"after doctor --fix: {v}" for v in violations(ledger_url, name)]
+    return result
+
+
+def prepare(name: str, env: dict[str, str], tiny_model: Path, pairs: Path) -> dict[str, float]:
+    """Version 1 in production, then each job once unkilled: how long it takes sets the kill window."""
+    durations = {}
+    for argv in (["register", str(tiny_model), "--name", name], ["promote", name, "--version", "1", "--initial"]):
+        subprocess.run([sys.executable, "-m", "embedops", *argv], cwd=REPO, env=env, check=True,
+                       capture_output=True)
+    rng = random.Random(0)
+    for job in JOBS:
+        started = time.monotonic()
+        _, code = run_killed(job_argv(job, name, tiny_model, pairs, rng), env, None)
+        assert code == 0, f"{job} failed before any kill"
+        durations[job] = time.monotonic() - started
+    return durations
