@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench audit clean
 
 # torch goes in first and pinned: the project's range is then already satisfied and pip
 # never reaches for a multi-GB CUDA build.
@@ -22,7 +22,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -32,5 +32,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/scifact_finetune.py
 	$(PY) benchmarks/training_overhead.py
 
+# Known vulnerabilities in every installed package, from PyPI's advisory data (needs the network).
+# --strict: a package the service cannot look up fails the audit instead of passing unchecked.
+audit: $(STAMP)
+	$(PYTHON) -m venv .venv-audit && .venv-audit/bin/pip install -q pip-audit
+	$(PY) -m pip freeze --exclude-editable > .venv-audit/installed.txt
+	.venv-audit/bin/pip-audit --strict --no-deps --disable-pip --progress-spinner off -r .venv-audit/installed.txt
+
 clean:
-	rm -rf $(VENV) mlruns .pytest_cache
+	rm -rf $(VENV) .venv-audit mlruns .pytest_cache

@@ -44,7 +44,7 @@ def main() -> None:
         tiny = build_tiny_model(Path(tmp) / "tiny", texts)
         pairs = write_jsonl(Path(tmp) / "pairs.jsonl", read_jsonl(HELPCENTER / "train_pairs.jsonl")[:40])
         env = dict(os.environ)
-        durations = prepare("killtest", env, tiny, pairs)
+        durations = prepare("killtest", env, tiny, pairs, measure=True)
         print("unkilled durations: " + ", ".join(f"{job} {s:.1f} s" for job, s in durations.items()), flush=True)
         rng = random.Random(args.seed)
         rounds = []

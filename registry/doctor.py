@@ -6,6 +6,9 @@
 - a move whose job died between its ``pending`` ledger row and its outcome: with --fix the
   outcome is recorded from what the registry says (the alias reached the new version: success,
   and ``previous`` follows; it did not: failed);
+- a version without a sha256 manifest (registered outside embedops, or before manifests): its
+  files cannot be verified; reported, and re-registering it (`embedops register models:/NAME/V`)
+  gives it one;
 - production or candidate pointing somewhere the ledger never recorded (moved outside embedops):
   with --fix the alias goes back to the ledger's last successful move, if that version's files
   check out, and the repair is a ledger row.
@@ -24,7 +27,7 @@ from registry.store import CANDIDATE, PREVIOUS, PRODUCTION
 
 @dataclass
 class Finding:
-    kind: str  # stale_run | interrupted_move | unusable_alias_target | alias_disagrees_with_ledger
+    kind: str  # stale_run | interrupted_move | unverified_version | unusable_alias_target | alias_disagrees_with_ledger
     subject: str
     detail: str
     fixable: bool
@@ -61,6 +64,15 @@ def alias_findings(ledger: Ledger, name: str) -> list[Finding]:
                 f"the registry says v{actual}, the ledger's last move says "
                 f"{'v' + audited if audited else 'never set'}", fixable=audited is not None))
     return findings
+
+
+def unverified_versions(name: str) -> list[Finding]:
+    from registry.contract import MANIFEST_TAG
+
+    return [Finding("unverified_version", f"{name}/v{v.version}",
+                    f"has no sha256 manifest (tag {MANIFEST_TAG}), so nothing can tell if its files changed; "
+                    f"re-register it: embedops register models:/{name}/{v.version} --name {name}", fixable=False)
+            for v in store.list_versions(name) if not v.tags.get(MANIFEST_TAG)]
 
 
 def interrupted_moves(ledger: Ledger, name: str) -> list[tuple[Finding, Move]]:
@@ -124,6 +136,7 @@ def examine(ledger: Ledger, *, models: list[str] | None, stale_hours: float, fix
                 finding.fixed = True
         halfway = set() if fix else {finding.subject for finding, _ in unsettled}
         findings += [f for f in alias_findings(ledger, name) if f.subject not in halfway]
+        findings += unverified_versions(name)
     if fix:
         for finding in findings:
             if finding.fixed:

@@ -11,7 +11,7 @@ import pytest
 from tests.kill_injection import one_round, prepare
 
 pytestmark = [pytest.mark.slow]
-ROUNDS = 4
+ROUNDS = 3
 
 
 def test_killed_jobs_never_leave_an_unrecorded_or_broken_alias(tiny_model: Path, pairs_file: Path, tmp_path: Path,
@@ -23,7 +23,7 @@ def test_killed_jobs_never_leave_an_unrecorded_or_broken_alias(tiny_model: Path,
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     settings = configure()
     env = dict(os.environ)
-    durations = prepare(unique_name, env, tiny_model, pairs_file)
+    durations = prepare(unique_name, env, tiny_model, pairs_file, measure=False)
     rng = random.Random(int(os.environ.get("EMBEDOPS_KILL_SEED", "7")))
     rounds = [one_round(rng, name=unique_name, env=env, ledger_url=settings.ledger_url, tiny_model=tiny_model,
                         pairs=pairs_file, durations=durations) for _ in range(ROUNDS)]

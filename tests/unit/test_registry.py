@@ -297,6 +297,16 @@ def test_doctor_settles_a_move_whose_job_died_halfway(store, two_versions: str, 
     assert cli("doctor", "--model", name)[1]["clean"]
 
 
+def test_doctor_reports_a_version_registered_without_a_manifest(store, two_versions: str) -> None:
+    client = MlflowClient()
+    v1 = client.get_model_version(two_versions, "1")
+    client.create_model_version(two_versions, v1.source, run_id=v1.run_id)  # v3, straight through MLflow
+    code, report, _ = cli("doctor", "--model", two_versions, "--fix")
+    assert code == 1 and [(f["kind"], f["subject"], f["fixable"]) for f in report["findings"]] == [
+        ("unverified_version", f"{two_versions}/v3", False)]
+    assert "embedops register models:/" in report["findings"][0]["detail"]
+
+
 def test_a_file_changed_after_registration_is_refused_by_its_manifest(store, two_versions: str) -> None:
     assert MlflowClient().get_model_version(two_versions, "2").tags["model_manifest_sha256"]
     # Still a loadable model, so only the manifest can tell: the config was edited in the store.
