@@ -15,6 +15,7 @@ alias equal to its last successful ledger move.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -35,6 +36,7 @@ class Round:
     killed: bool
     exit_code: int | None
     violations: list[str] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)  # what doctor --fix settled: kinds of its findings
     doctor_findings: list[str] = field(default_factory=list)
 
 
@@ -52,17 +54,28 @@ def job_argv(job: str, name: str, tiny_model: Path, pairs: Path, rng: random.Ran
     return ["rollback", name, "--reason", "kill test"]  # refused (exit 1) until something was promoted over v1
 
 
-def run_killed(argv: list[str], env: dict[str, str], delay_s: float | None) -> tuple[bool, int | None]:
-    """Start ``embedops ARGV``; SIGKILL its whole process group after ``delay_s`` (None: let it finish)."""
+def run_killed(argv: list[str], env: dict[str, str], delay_s: float | None,
+               watch: Path | None = None) -> tuple[bool, int | None]:
+    """Start ``embedops ARGV``; SIGKILL its whole process group after ``delay_s`` (None: let it finish),
+    or, with ``watch`` (the SQLite ledger), the moment a new ``pending`` row appears in it: inside
+    the few milliseconds between a move's record and its outcome, which timed kills rarely hit."""
+    import sqlite3
+
+    def newest_pending() -> int:
+        with contextlib.closing(sqlite3.connect(watch, timeout=30)) as db:
+            return db.execute("SELECT coalesce(max(id), 0) FROM alias_moves WHERE outcome = 'pending'").fetchone()[0]
+
+    before = newest_pending() if watch else 0
     process = subprocess.Popen([sys.executable, "-m", "embedops", *argv], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        process.wait(timeout=delay_s if delay_s is not None else 600)
-        return False, process.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return True, None
+    deadline = time.monotonic() + (delay_s if delay_s is not None else 600)
+    while process.poll() is None:
+        if time.monotonic() > deadline or (watch and newest_pending() > before):
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return True, None
+        time.sleep(0.001 if watch else 0.02)
+    return False, process.returncode
 
 
 def violations(ledger_url: str, name: str) -> list[str]:
@@ -91,17 +104,27 @@ def violations(ledger_url: str, name: str) -> list[str]:
 
 def one_round(rng: random.Random, *, name: str, env: dict[str, str], ledger_url: str, tiny_model: Path,
               pairs: Path, durations: dict[str, float]) -> Round:
-    """One job killed at a random point of its usual duration (a tenth of rounds: not killed)."""
+    """One job killed at a random point of its usual duration (a tenth of rounds: not killed).
+
+    Half the kills fall anywhere in the run, half in its last fifth, where the version is
+    registered and aliases move: uniform kills mostly land in Python's imports. Half the promotions
+    and rollbacks are killed the moment their pending ledger row appears instead."""
     from registry.doctor import examine
     from registry.ledger import Ledger
 
     job = rng.choice(JOBS)
     argv = job_argv(job, name, tiny_model, pairs, rng)
-    delay = None if rng.random() < 0.1 else rng.uniform(0.2, 1.0) * durations[job]
-    killed, code = run_killed(argv, env, delay)
-    result = Round(job, delay or 0.0, killed, code, violations(ledger_url, name))
+    late = rng.random() < 0.5
+    delay = None if rng.random() < 0.1 else rng.uniform(0.8 if late else 0.1, 1.0) * durations[job]
+    watch = None
+    if job in ("promote", "rollback") and delay is not None and rng.random() < 0.5 and ledger_url.startswith("sqlite"):
+        watch, delay = Path(ledger_url.removeprefix("sqlite:///")), durations[job] * 2
+        job += " @pending"
+    killed, code = run_killed(argv, env, delay, watch)
+    result = Round(job, 0.0 if watch else delay or 0.0, killed, code, violations(ledger_url, name))
     ledger = Ledger(ledger_url)
-    examine(ledger, models=[name], stale_hours=0.0, fix=True, actor="kill-test-doctor")
+    repaired = examine(ledger, models=[name], stale_hours=0.0, fix=True, actor="kill-test-doctor")
+    result.fixed = [f["kind"] for f in repaired["findings"] if f["fixed"]]
     after = examine(ledger, models=[name], stale_hours=0.0, fix=False, actor="kill-test-doctor")
     ledger.dispose()
     result.doctor_findings = [f"{f['kind']} {f['subject']}: {f['detail']}" for f in after["findings"]]
@@ -110,7 +133,7 @@ def one_round(rng: random.Random, *, name: str, env: dict[str, str], ledger_url:
 
 
 # Unkilled durations on 2 cores (benchmarks/kill_injection.py measures them each run): where CI kills.
-TYPICAL_S = {"train": 9.0, "register": 7.0, "promote": 5.0, "rollback": 5.0}
+TYPICAL_S = {"train": 14.0, "register": 12.0, "promote": 4.5, "rollback": 4.5}
 
 
 def prepare(name: str, env: dict[str, str], tiny_model: Path, pairs: Path, *, measure: bool) -> dict[str, float]:
