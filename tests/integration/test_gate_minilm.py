@@ -69,7 +69,7 @@ def test_helpcenter_gate_passes_a_fine_tune_and_rejects_shuffled_pairs(store, tm
     assert alias_version(unique_name, "production") == good
 
 
-def scifact_golden(tmp_path: Path, distractors: int = 1700) -> Path:
+def scifact_golden(tmp_path: Path, distractors: int = 1000) -> Path:
     """SciFact test with every judged abstract plus a fixed random sample of the others.
 
     The full 5,183-abstract corpus takes minutes per model on two cores; this keeps every relevant
