@@ -80,25 +80,24 @@ def mark_failed(run_id: str, *, notify: Any = None) -> bool:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    deadline = time.monotonic() + float(os.environ.get(GRACE_ENV, "60"))
-    told = False
-    while True:
-        try:
-            MlflowClient().set_terminated(run_id, "FAILED")
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                with contextlib.suppress(Exception):
-                    mlflow.end_run("FAILED")  # drops the run from this process's stack; the server may still be gone
-                return False
-            if not told and notify:
-                notify(f"the tracking server is not answering; waiting up to {os.environ.get(GRACE_ENV, '60')} s "
-                       f"to mark run {run_id} FAILED")
-                told = True
-            time.sleep(2)
-    with contextlib.suppress(Exception):
-        mlflow.end_run("FAILED")
-    return True
+    grace = float(os.environ.get(GRACE_ENV, "60"))
+    deadline = time.monotonic() + grace
+    try:
+        while True:
+            try:
+                MlflowClient().set_terminated(run_id, "FAILED")
+                return True
+            except Exception:
+                if time.monotonic() > deadline:
+                    return False
+                if notify:  # once, on the first failure
+                    notify(f"the tracking server is not answering; waiting up to {grace:g} s to mark run "
+                           f"{run_id} FAILED")
+                    notify = None
+                time.sleep(2)
+    finally:
+        with contextlib.suppress(Exception):  # drop the run from this process's stack, server or not
+            mlflow.end_run("FAILED")
 
 
 def per_query_table(result: EvaluationResult) -> object:

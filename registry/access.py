@@ -31,7 +31,8 @@ def _username(tracking_uri: str) -> str | None:
 
 
 def _get(tracking_uri: str, endpoint: str, params: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-    """One GET with MLflow's own request helper (credentials, TLS settings and retries from the environment)."""
+    """One GET with MLflow's own request helper (credentials and TLS settings from the environment);
+    no retries: configure() has just seen the server answer /health."""
     from mlflow.utils.credentials import get_default_host_creds
     from mlflow.utils.rest_utils import http_request
 
