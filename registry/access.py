@@ -12,6 +12,7 @@ Everything here is a no-op on the embedded store or a server without authenticat
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from evaluation.errors import ServiceUnavailableError
@@ -54,6 +55,15 @@ def authenticated_user(tracking_uri: str) -> str | None:
     user = _username(tracking_uri)
     if user is None:
         return None
+    from mlflow.utils.credentials import read_mlflow_creds
+
+    return _ask_current_user(tracking_uri, user, read_mlflow_creds().password)
+
+
+# One answer per process and credentials: a command both resolves its actor and checks its grant.
+# A refusal raises, so it is never cached.
+@functools.lru_cache(maxsize=8)
+def _ask_current_user(tracking_uri: str, user: str, password: str | None) -> str | None:
     status, body = _get(tracking_uri, CURRENT_USER)
     if status in (401, 403):
         raise NotAuthorizedError(f"the tracking server at {tracking_uri} rejected the credentials of '{user}' "
