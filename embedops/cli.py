@@ -244,10 +244,12 @@ def evaluate(
         from registry.names import validate_name
 
         validate_name(experiment, "experiment name")
+        from registry.verified import load_reference
+
         report, result = run_evaluation(
             model, golden, split, cache_dir=settings.cache_dir if cache else None,
             precision=precision, strict=strict, drop_self_matches=drop_self_matches, batch_size=batch_size,
-            latency_calls=latency_calls)
+            latency_calls=latency_calls, loader=load_reference)
         run_id = log_evaluation(report, result, experiment=experiment, artifact_root=settings.artifact_root)
         return replace(report, run_id=run_id).to_dict()
 
@@ -310,6 +312,10 @@ def register(
     name: Annotated[str, opt("Registered model name.")],
     golden: Annotated[str | None, opt("BEIR folder: record the version's golden-set metrics.")] = None,
     golden_split: Annotated[str, opt("Split of the golden set.")] = "test",
+    strip_remote_code: Annotated[
+        bool, opt("Drop auto_map entries and *.py files instead of refusing the folder (recorded on the "
+                  "version); embedops never runs a model's own code either way.", "--strip-remote-code")
+    ] = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -322,7 +328,7 @@ def register(
         require_can_register(settings.tracking_uri, name)
 
         return register_folder(path, name, golden=golden, golden_split=golden_split,
-                               artifact_root=settings.artifact_root)
+                               artifact_root=settings.artifact_root, strip_remote_code=strip_remote_code)
 
     def render(result: dict[str, Any], settings: Settings) -> None:
         typer.echo(f"registered {result['model_uri']} (run {result['run_id']})")
@@ -374,6 +380,11 @@ def promote(
     expect_production: Annotated[
         str | None, opt("Move only if production is still this version (default: what the gate ran against).")
     ] = None,
+    allow_reindex: Annotated[
+        bool, opt("With --skip-gate: allow a version whose vectors differ in kind from production's "
+                  "(dimension, tokenizer, normalization, similarity); every index must be rebuilt.",
+                  "--allow-reindex")
+    ] = False,
     actor_name: ActorOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
@@ -388,7 +399,8 @@ def promote(
         ctx = registry_context(settings, actor_name, gate_policy.release_managers)
         return promote_version(ctx, name, version, policy=gate_policy, golden=golden, golden_split=golden_split,
                                reason=reason, initial=initial, skip_gate=skip_gate,
-                               expected_production=expect_production, gate_only=gate_only)
+                               expected_production=expect_production, gate_only=gate_only,
+                               allow_reindex=allow_reindex)
 
     def render(result: dict[str, Any], settings: Settings) -> None:
         render_decision(result)
@@ -498,14 +510,17 @@ def serve(
 ) -> None:
     """Serve the version behind an alias over HTTP (MLflow's scoring server): POST texts, get vectors.
 
-    The alias is resolved once, at start: after a promotion, restart the process to serve the new version.
+    The version is verified against its registered manifest and loaded by embedops (never by
+    MLflow's loader, never with remote code). The alias is resolved once, at start: after a
+    promotion, restart the process to serve the new version.
     """
     def job(settings: Settings) -> dict[str, Any]:
         from registry.serve import plan_serving
 
-        plan = plan_serving(name, alias, host=host, port=port, workers=workers)
+        plan = plan_serving(name, alias, copies=settings.home / "serving", host=host, port=port, workers=workers)
         return {"model": plan.model, "alias": plan.alias, "version": plan.version, "url": plan.url,
-                "invocations": f"{plan.url}/invocations", "argv": plan.argv, "env": plan.env}
+                "invocations": f"{plan.url}/invocations", "folder": str(plan.folder), "argv": plan.argv,
+                "env": plan.env}
 
     def render(result: dict[str, Any], settings: Settings) -> None:
         typer.echo(f"serving   {result['model']} v{result['version']} (alias {result['alias']}) at "
@@ -518,17 +533,14 @@ def serve(
     def keep(payload: dict[str, Any], settings: Settings) -> None:
         result.update(payload, tracking_uri=settings.tracking_uri)
         if as_json:
-            typer.echo(json.dumps({k: v for k, v in payload.items() if k not in ("argv", "env")}))
+            typer.echo(json.dumps({k: v for k, v in payload.items() if k not in ("argv", "env", "folder")}))
         else:
             render(payload, settings)
 
     run_job(job, keep, as_json=False, debug=debug)
     sys.stdout.flush()
-    # MLflow's server replaces this process: signals from systemd or Kubernetes reach it directly.
-    # It starts `uvicorn` by name: the environment's bin folder goes first on PATH.
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = result["env"] | os.environ | {"MLFLOW_TRACKING_URI": result["tracking_uri"], "PATH": path}
-    os.execvpe(result["argv"][0], result["argv"], env)
+    # The server replaces this process: signals from systemd or Kubernetes reach it directly.
+    os.execve(result["argv"][0], result["argv"], dict(os.environ) | result["env"])
 
 
 @app.command()

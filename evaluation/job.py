@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -86,11 +87,15 @@ def evaluate_loaded(loaded: LoadedModel, golden: GoldenSet, *, cache_dir: Path |
 def run_evaluation(model_ref: str | Path, golden_dir: str | Path, split: str = "test", *,
                    cache_dir: Path | None = None, precision: str = "fp32", strict: bool = False,
                    drop_self_matches: bool = False, batch_size: int = 32, latency_calls: int = 0,
-                   progress: bool = True) -> tuple[EvaluationReport, EvaluationResult]:
-    """Evaluate ``model_ref`` (a folder or an MLflow model URI) on one split of a golden set."""
+                   progress: bool = True, loader: Callable[[str | Path], LoadedModel] | None = None,
+                   ) -> tuple[EvaluationReport, EvaluationResult]:
+    """Evaluate ``model_ref`` (a folder or an MLflow model URI) on one split of a golden set.
+
+    ``loader`` turns the reference into a model; the CLI passes the registry's, which verifies a
+    registered version against its manifest first (evaluation cannot import the registry)."""
     start = time.perf_counter()
     golden = load_golden_set(golden_dir, split, strict=strict, drop_self_matches=drop_self_matches)
-    loaded = load_for_evaluation(model_ref)
+    loaded = (loader or load_for_evaluation)(model_ref)
     report, result = evaluate_loaded(loaded, golden, cache_dir=cache_dir, precision=precision,
                                      batch_size=batch_size, latency_calls=latency_calls, progress=progress)
     return replace(report, seconds=time.perf_counter() - start), result

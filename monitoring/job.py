@@ -18,7 +18,6 @@ import numpy as np
 
 from evaluation.cache import CacheKey, EmbeddingCache
 from evaluation.evaluator import encode
-from evaluation.job import load_for_evaluation
 from evaluation.precision import autocast, effective_precision
 from evaluation.tracking import ensure_experiment
 from monitoring.config import DriftConfig
@@ -28,6 +27,7 @@ from monitoring.tokens import token_signals
 from monitoring.windows import Window
 from registry import store
 from registry.store import PRODUCTION, RegistryError
+from registry.verified import load_version
 
 MONITORING_EXPERIMENT = "monitoring"
 RetrainFn = Callable[[dict[str, Any]], dict[str, Any]]
@@ -60,7 +60,7 @@ def run_drift(name: str, reference: Window, current: Window, config: DriftConfig
     version = store.alias_version(name, PRODUCTION)
     if version is None:
         raise RegistryError(f"{name} has nothing in production: drift is measured with the production model")
-    loaded = load_for_evaluation(f"models:/{name}/{version}")
+    loaded = load_version(store.get_version(name, version))
     precision = effective_precision(config.precision)
     cache = EmbeddingCache(cache_dir) if cache_dir else None
     ref_vectors = embed_window(loaded, reference, precision=precision, cache=cache, progress=progress)

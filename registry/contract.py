@@ -54,12 +54,18 @@ def contract_tags(model: SentenceTransformer, *, tokenizer_hash: str, base_model
 
 MANIFEST_FILE = "model_manifest.json"  # logged in the version's run
 MANIFEST_TAG = "model_manifest_sha256"  # on the version, from its creation
+# MLflow writes this beside MLmodel when a version is registered (its name and number), after the
+# manifest was taken; nothing embedops loads or serves reads it.
+WRITTEN_AT_REGISTRATION = frozenset({"registered_model_meta"})
 
 
 def folder_manifest(folder: Path) -> dict[str, str]:
-    """sha256 of every file of a model folder, by relative path: what a registered version must hold."""
+    """sha256 of every file of a logged model (MLmodel, environment files and the weights folder),
+    by relative path: what a registered version must hold."""
     manifest = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.relative_to(folder).as_posix() in WRITTEN_AT_REGISTRATION:
+            continue
         h = hashlib.sha256()
         with open(path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 22), b""):

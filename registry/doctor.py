@@ -9,9 +9,9 @@
 - a version without a sha256 manifest (registered outside embedops, or before manifests): its
   files cannot be verified; reported, and re-registering it (`embedops register models:/NAME/V`)
   gives it one;
-- production or candidate pointing somewhere the ledger never recorded (moved outside embedops):
-  with --fix the alias goes back to the ledger's last successful move, if that version's files
-  check out, and the repair is a ledger row.
+- production, previous or candidate pointing somewhere the ledger never recorded (moved outside
+  embedops; ``previous`` must be where the last production move came from): with --fix the alias
+  goes back to where the ledger says, if that version's files check out, and the repair is a ledger row.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from registry import store
-from registry.ledger import Ledger, Move, interrupted
+from registry.ledger import Ledger, Move, interrupted, recorded_position
 from registry.store import CANDIDATE, PREVIOUS, PRODUCTION
+from registry.verified import alias_file_problems, check_version_files
 
 
 @dataclass
@@ -53,10 +54,10 @@ def stale_runs(client: Any, older_than_hours: float) -> list[Finding]:
 def alias_findings(ledger: Ledger, name: str) -> list[Finding]:
     findings = [Finding("unusable_alias_target", f"{name}@{alias}",
                         f"points to v{version}, which cannot be served: {problem}; roll back or promote", fixable=False)
-                for alias, version, problem in store.alias_file_problems(name) if problem]
+                for alias, version, problem in alias_file_problems(name) if problem]
     moves = ledger.history(name)
-    for alias in (PRODUCTION, CANDIDATE):
-        audited = next((m.to_version for m in reversed(moves) if m.alias == alias and m.outcome == "success"), None)
+    for alias in (PRODUCTION, PREVIOUS, CANDIDATE):
+        audited = recorded_position(moves, alias)
         actual = store.alias_version(name, alias)
         if actual != audited:
             findings.append(Finding(
@@ -106,17 +107,12 @@ def settle_move(ledger: Ledger, move: Move, actor: str) -> None:
 def repair_alias(ledger: Ledger, finding: Finding, actor: str) -> None:
     """Point the alias back at the ledger's version, under the ledger's lock, with a row saying so."""
     name, alias = finding.subject.split("@")
-    import sqlalchemy as sa
-
-    from registry.ledger import moves
-
-    with ledger.locked(name) as conn:  # read on the locked connection: a second one would wait for it
-        audited = conn.execute(
-            sa.select(moves.c.to_version).where(moves.c.model == name, moves.c.alias == alias,
-                                                moves.c.outcome == "success").order_by(moves.c.id.desc()).limit(1)
-        ).scalar_one()
+    with ledger.locked(name) as conn:
+        audited = recorded_position(ledger.history(name, conn=conn), alias)
+        if audited is None:
+            return
         actual = store.alias_version(name, alias)
-        store.check_version_files(store.get_version(name, audited))
+        check_version_files(store.get_version(name, audited))
         store.set_alias(name, alias, audited)
         ledger.append(conn, actor=actor, action="repair", model=name, alias=alias, from_version=actual,
                       to_version=audited, outcome="success", reason="embedops doctor --fix",

@@ -10,12 +10,13 @@ import numpy as np
 
 from evaluation.errors import ModelError
 from evaluation.golden import GoldenSet
-from evaluation.job import EvaluationReport, LoadedModel, evaluate_loaded, load_for_evaluation
+from evaluation.job import EvaluationReport, LoadedModel, evaluate_loaded
 from evaluation.latency import paired_latency, percentiles_ms
 from registry.contract import save_tokenizer, tokenizer_sha256
 from registry.gate import Evidence, GateDecision, decide
 from registry.policy import GatePolicy
 from registry.store import VersionInfo
+from registry.verified import load_version
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,12 @@ def evidence(info: VersionInfo, loaded: LoadedModel, metrics: dict[str, float], 
 
 def run_gate(candidate: VersionInfo, production: VersionInfo, golden: GoldenSet, policy: GatePolicy, *,
              cache_dir: Path | None, progress: bool = True) -> GateRun:
-    """Evaluate both sides (production's corpus vectors usually come from the cache) and decide."""
-    prod_model = load_for_evaluation(production.uri)
-    cand_model = load_for_evaluation(candidate.uri)
+    """Evaluate both sides (production's corpus vectors usually come from the cache) and decide.
+
+    Both versions are verified against their manifests before they load: the gate scores exactly
+    the files that serving will load."""
+    cand_model = load_version(candidate)
+    prod_model = load_version(production)
     prod_report, prod_result = evaluate_loaded(prod_model, golden, cache_dir=cache_dir, precision=policy.precision,
                                                progress=progress)
     primary = policy.primary_metric

@@ -201,12 +201,16 @@ class Ledger:
         with self.locked(row["model"]) as conn:
             self.append(conn, **row)
 
-    def history(self, model: str, *, settled_pending: bool = False) -> list[Move]:
+    def history(self, model: str, *, settled_pending: bool = False, conn: Connection | None = None) -> list[Move]:
         """Every row for ``model`` in order; a ``pending`` row whose outcome came later only with
-        ``settled_pending`` (one move, one row), while a pending row nobody settled always shows."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(moves).where(moves.c.model == model).order_by(moves.c.id)).mappings()
-            found = [Move(**dict(r)) for r in rows]
+        ``settled_pending`` (one move, one row), while a pending row nobody settled always shows.
+        ``conn``: read inside a transaction that holds :meth:`locked` (a second connection would wait)."""
+        query = sa.select(moves).where(moves.c.model == model).order_by(moves.c.id)
+        if conn is not None:
+            found = [Move(**dict(r)) for r in conn.execute(query).mappings()]
+        else:
+            with self.engine.connect() as own:
+                found = [Move(**dict(r)) for r in own.execute(query).mappings()]
         if settled_pending:
             return found
         open_ids = {m.id for m in interrupted(found)}
@@ -227,3 +231,18 @@ class Ledger:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def recorded_position(history: list[Move], alias: str) -> str | None:
+    """Where the ledger says ``alias`` points after these moves. ``previous`` has no rows of its
+    own except repairs: every successful production move from a version leaves ``previous`` on it."""
+    position = None
+    for move in history:
+        if move.outcome != "success":
+            continue
+        if move.alias == alias:
+            position = move.to_version
+        elif (alias == "previous" and move.alias == "production" and move.action != "repair"
+              and move.from_version is not None):
+            position = move.from_version
+    return position

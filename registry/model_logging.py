@@ -14,7 +14,7 @@ import numpy as np
 
 from evaluation.errors import ModelError
 from evaluation.evaluator import encode
-from evaluation.models import load_sentence_transformer
+from evaluation.models import check_model_folder, download_model, load_sentence_transformer
 from registry.contract import (
     MANIFEST_FILE,
     MANIFEST_TAG,
@@ -64,14 +64,20 @@ def log_model(model: SentenceTransformer) -> ModelInfo:
                                                   pip_requirements=pip_requirements())
 
 
-def verify_logged_model(model_uri: str, dim: int) -> None:
-    """Load the logged model back and check it embeds: a version is registered only after this."""
+def verify_logged_model(model_uri: str, dim: int) -> dict[str, str]:
+    """Download the logged model once: check its shape (MLmodel, no pickle, no custom code), load it
+    and check it embeds, and return the sha256 manifest of every file. A version is registered only
+    after this."""
     with tempfile.TemporaryDirectory() as tmp:
-        loaded = load_sentence_transformer(model_uri, device="cpu", download_dir=Path(tmp))
+        root = download_model(model_uri, Path(tmp))
+        folder = check_model_folder(root)
+        manifest = folder_manifest(root)
+        loaded = load_sentence_transformer(folder, device="cpu")
         vectors = encode(loaded, PROBE_TEXTS, batch_size=len(PROBE_TEXTS), progress=False, what="probe texts")
     if vectors.shape != (len(PROBE_TEXTS), dim):
         raise ModelError(f"the logged model returns vectors of shape {vectors.shape}, expected "
                          f"({len(PROBE_TEXTS)}, {dim}): not registering it")
+    return manifest
 
 
 def register_version(model_uri: str, name: str, run_id: str, tags: dict[str, str]) -> str:
@@ -95,19 +101,14 @@ def log_verified_model(model: SentenceTransformer, *, base_model: str,
     tags = contract_tags(model, tokenizer_hash=log_tokenizer(model), base_model=base_model) | (extra_tags or {})
     mlflow.set_tags(tags)
     info = log_model(model)
-    verify_logged_model(info.model_uri, model.get_embedding_dimension())
-    tags[MANIFEST_TAG] = log_manifest(info.model_uri)
+    tags[MANIFEST_TAG] = log_manifest(verify_logged_model(info.model_uri, model.get_embedding_dimension()))
     return info.model_uri, tags
 
 
-def log_manifest(model_uri: str) -> str:
-    """The sha256 of every file of the logged model, as the run's ``model_manifest.json``; returns
-    the manifest's own digest, which the version carries so the manifest cannot be swapped either."""
+def log_manifest(manifest: dict[str, str]) -> str:
+    """Log the manifest as the run's ``model_manifest.json``; returns the manifest's own digest,
+    which the version carries so the manifest cannot be swapped either."""
     import mlflow
 
-    from evaluation.models import resolve_model_folder
-
-    with tempfile.TemporaryDirectory() as tmp:
-        manifest = folder_manifest(resolve_model_folder(model_uri, download_dir=Path(tmp)))
     mlflow.log_dict(manifest, MANIFEST_FILE)
     return manifest_digest(manifest)

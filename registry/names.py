@@ -26,3 +26,17 @@ def validate_name(name: object, what: str = "model name") -> str:
             f"{what} '{shown}' may use only letters, digits, '.', '_' and '-', start with a letter "
             "or digit, and not contain '..'")
     return name
+
+
+_VERSION = re.compile(r"[0-9]{1,9}")
+
+
+def parse_version(version: object) -> str:
+    """A registry version in its one spelling: ``02``, ``2`` and ``v2`` are all version 2 (``"2"``).
+
+    Versions are compared as these strings everywhere, so ``02`` can never look different from ``2``."""
+    text = str(version).strip().removeprefix("v")
+    if not _VERSION.fullmatch(text) or int(text) == 0:
+        shown = str(version).encode("unicode_escape").decode("ascii")[:40]
+        raise InvalidNameError(f"version '{shown}' is not a version number (1, 2, ...)")
+    return str(int(text))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from registry import store
 from registry.gate import GateDecision
 from registry.ledger import Ledger
 from registry.moves import authorize, move_production, recorded
+from registry.names import parse_version, validate_name
 from registry.policy import GatePolicy
 from registry.report import render_html
 from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, RegistryError
@@ -75,19 +77,20 @@ def log_decision(decision: GateDecision, name: str, golden: str, artifact_root: 
 
 def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden: str | None = None,
             golden_split: str | None = None, reason: str = "", initial: bool = False, skip_gate: bool = False,
-            expected_production: str | None = None, gate_only: bool = False,
+            expected_production: str | None = None, gate_only: bool = False, allow_reindex: bool = False,
             progress: bool = True) -> dict[str, Any]:
     """Gate ``version`` against production and move the aliases; raises GateRejected on a failed gate.
 
     ``gate_only`` (what automation may do) points ``candidate`` at a version that passed and leaves
-    production for a release manager.
+    production for a release manager. ``allow_reindex`` lets ``skip_gate`` move to a version whose
+    vectors are not comparable with production's (another dimension, tokenizer or similarity).
     """
     candidate = store.get_version(name, resolve_alias(name, version))
     if not gate_only:
         ctx.may_move_production(name)
     current = store.alias_version(name, PRODUCTION)
     if current == candidate.version:
-        raise RegistryError(f"{name} v{version} is already production")
+        raise RegistryError(f"{name} v{candidate.version} is already production; nothing was moved")
     if current is None and not initial:
         raise RegistryError(f"{name} has nothing in production yet: the first promotion needs --initial")
     if current is not None and initial:
@@ -96,8 +99,15 @@ def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden
         raise ConfigError("--skip-gate needs --reason (it is recorded in the ledger)")
     if gate_only and (skip_gate or current is None):
         raise ConfigError("--gate-only needs a production version to gate against and cannot skip the gate")
-    check_files_or_record(ctx, candidate, action="promote", current=current, reason=reason)
-    expected = expected_production if expected_production is not None else current
+    expected = parse_version(expected_production) if expected_production is not None else current
+    refusal = dict(action="promote", model=name, current=current, target=candidate.version, reason=reason)
+    if skip_gate and current is not None and not allow_reindex:
+        changed = contract_changes(store.get_version(name, current), candidate)
+        if changed:
+            with recorded_refusal(ctx, **refusal):
+                raise ContractChangeError(f"{name} v{candidate.version} changes the contract ({'; '.join(changed)}): "
+                                          "every index built by production must be rebuilt; pass --allow-reindex "
+                                          "to move anyway, or promote through the gate")
 
     decision_run_id = None
     decision: GateDecision | None = None
@@ -108,8 +118,9 @@ def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden
         from registry.gate_job import run_gate  # loads torch: only when a gate actually runs
 
         golden_set = load_golden_set(golden_dir, golden_split or policy.golden_split)
-        gate = run_gate(candidate, store.get_version(name, current), golden_set, policy, cache_dir=ctx.cache_dir,
-                        progress=progress)
+        with recorded_refusal(ctx, **refusal):
+            gate = run_gate(candidate, store.get_version(name, current), golden_set, policy, cache_dir=ctx.cache_dir,
+                            progress=progress)
         decision = gate.decision
         decision_run_id = log_decision(decision, name, str(golden_dir), ctx.artifact_root)
         store.tag_version(name, candidate.version, {"gate_verdict": decision.verdict,
@@ -120,8 +131,10 @@ def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden
                               to_version=candidate.version, outcome="rejected", reason=reason,
                               decision_run_id=decision_run_id, detail=f"failed: {failed}")
             payload = result_payload(name, candidate.version, current, decision, decision_run_id, moved=False)
-            raise GateRejected(f"gate rejected {name} v{version} against production v{current} (failed: {failed}); "
-                               "production is unchanged", payload)
+            raise GateRejected(f"gate rejected {name} v{candidate.version} against production v{current} "
+                               f"(failed: {failed}); production is unchanged", payload)
+    else:
+        check_files_or_record(ctx, candidate, action="promote", current=current, reason=reason)
     if gate_only:
         with ctx.ledger.mutex(name):
             row = dict(actor=ctx.actor, action="candidate", model=name, alias=CANDIDATE,
@@ -139,27 +152,49 @@ def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden
     return result_payload(name, candidate.version, current, decision, decision_run_id, moved=True)
 
 
+class ContractChangeError(RegistryError):
+    """A move would serve vectors that production's indexes cannot be searched with."""
+
+
+# Tags whose change makes every vector of the old version incomparable with the new one's.
+CONTRACT_TAGS = ("embedding_dim", "tokenizer_sha256", "normalize", "similarity")
+
+
+def contract_changes(production: store.VersionInfo, candidate: store.VersionInfo) -> list[str]:
+    return [f"{tag} {production.tags.get(tag)} -> {candidate.tags.get(tag)}" for tag in CONTRACT_TAGS
+            if production.tags.get(tag) != candidate.tags.get(tag)]
+
+
 def resolve_alias(name: str, version: str) -> str:
-    """A version number as given, or the version an alias (``candidate``, ``@candidate``) points to."""
-    if str(version).isdigit():
-        return str(version)
-    alias = str(version).removeprefix("@")
-    resolved = store.alias_version(name, alias) if alias in (CANDIDATE, PREVIOUS) else None
+    """A version number as given (``02`` is 2), or the version an alias (``candidate``, ``@candidate``) points to."""
+    alias = str(version).strip().removeprefix("@")
+    if alias not in (CANDIDATE, PREVIOUS):
+        return parse_version(version)
+    resolved = store.alias_version(name, alias)
     if resolved is None:
-        raise RegistryError(f"{name}: '{version}' is neither a version number nor an alias that is set "
-                            f"({CANDIDATE}, {PREVIOUS}); see `embedops models {name}`")
+        raise RegistryError(f"{name}: alias '{alias}' is not set; see `embedops models {name}`")
     return resolved
+
+
+@contextmanager
+def recorded_refusal(ctx: Context, *, action: Literal["promote", "rollback"], model: str, current: str | None,
+                     target: str, reason: str) -> Iterator[None]:
+    """A move refused for what the versions are (files, contract) is still on record, with why."""
+    try:
+        yield
+    except EmbedopsError as exc:
+        ctx.ledger.record(actor=ctx.actor, action=action, model=model, alias=PRODUCTION, from_version=current,
+                          to_version=target, outcome="failed", reason=reason, detail=str(exc))
+        raise
 
 
 def check_files_or_record(ctx: Context, info: store.VersionInfo, *, action: Literal["promote", "rollback"],
                           current: str | None, reason: str) -> None:
-    """A version whose files are missing or corrupt never gets an alias; the attempt is still on record."""
-    try:
-        store.check_version_files(info)
-    except EmbedopsError as exc:
-        ctx.ledger.record(actor=ctx.actor, action=action, model=info.name, alias=PRODUCTION, from_version=current,
-                          to_version=info.version, outcome="failed", reason=reason, detail=str(exc))
-        raise
+    """A version whose files are missing, corrupt or changed never gets an alias; the attempt is on record."""
+    from registry.verified import check_version_files
+
+    with recorded_refusal(ctx, action=action, model=info.name, current=current, target=info.version, reason=reason):
+        check_version_files(info)
 
 
 def result_payload(name: str, version: str, production: str | None, decision: GateDecision | None,
@@ -177,11 +212,11 @@ def rollback(ctx: Context, name: str, *, reason: str, to_version: str | None = N
     current = store.alias_version(name, PRODUCTION)
     if current is None:
         raise RegistryError(f"{name} has nothing in production to roll back")
-    target = to_version or store.alias_version(name, PREVIOUS)
+    target = parse_version(to_version) if to_version is not None else store.alias_version(name, PREVIOUS)
     if target is None:
         raise RegistryError(f"{name} has no previous production version: pass --to-version")
     if target == current:
-        raise RegistryError(f"{name} v{target} is already production")
+        raise RegistryError(f"{name} v{target} is already production; nothing was moved")
     info = store.get_version(name, target)
     check_files_or_record(ctx, info, action="rollback", current=current, reason=reason)
     move_production(ctx.ledger, name=name, to_version=info.version, expected=current, actor=ctx.actor,
@@ -190,7 +225,10 @@ def rollback(ctx: Context, name: str, *, reason: str, to_version: str | None = N
 
 
 def history(ctx: Context, name: str, at: dt.datetime | None = None) -> dict[str, Any]:
+    validate_name(name)
     moves = [m.to_dict() for m in ctx.ledger.history(name)]
+    if not moves:
+        store.list_versions(name)  # an empty history of a model that exists; a name nobody registered is an error
     out: dict[str, Any] = {"model": name, "moves": moves}
     if at is not None:
         move = ctx.ledger.alias_at(name, at)

@@ -1,19 +1,36 @@
-"""Serve the version behind an alias with MLflow's own scoring server (`mlflow models serve`).
+"""Serve the version behind an alias: embedops loads and checks it, MLflow's scoring server answers.
 
-embedops only decides *what* to serve: it resolves the alias to a version once, at start, checks
-that version's files, and hands over to MLflow. A promotion therefore reaches serving by restarting
-the process (a rolling restart, or `systemctl restart`); the server never changes under a request.
+Why not `mlflow models serve -m models:/...`: MLflow's loader reads MLmodel to decide what to run
+(a ``python_model`` pickle would be unpickled) and loads sentence-transformers with remote code on.
+Instead the version is downloaded once into a serving copy under the home, verified like every
+other load (``registry.verified``: MLmodel's shape, no pickle or custom code, every file against
+the registered sha256 manifest), and each uvicorn worker checks that copy against the manifest
+again, loads it with remote code off and hands the loaded model to MLflow's scoring server
+(``scoring_server.init``), which keeps MLflow's HTTP API: ``/invocations``, ``/ping``, ``/health``,
+``/version``; ``/model`` says which version this is.
+
+The alias is resolved once, at start: a promotion reaches serving by restarting the process (a
+rolling restart, or `systemctl restart`); the server never changes under a request.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from registry import store
 from registry.names import validate_name
 from registry.store import RegistryError
+from registry.verified import registered_manifest, verify_folder
+
+# What a worker is told by the process that verified the copy (environment variables survive exec).
+ENV_FOLDER, ENV_MANIFEST, ENV_MANIFEST_SHA = "EMBEDOPS_SERVE_FOLDER", "EMBEDOPS_SERVE_MANIFEST", "EMBEDOPS_SERVE_SHA256"
+ENV_MODEL, ENV_VERSION, ENV_ALIAS = "EMBEDOPS_SERVE_MODEL", "EMBEDOPS_SERVE_VERSION", "EMBEDOPS_SERVE_ALIAS"
 
 
 @dataclass(frozen=True)
@@ -22,8 +39,9 @@ class ServePlan:
     alias: str
     version: str
     url: str
+    folder: Path  # the verified serving copy
     argv: list[str]
-    env: dict[str, str]  # set for the server unless the caller's environment already sets it
+    env: dict[str, str]  # set for the server on top of the caller's environment
 
 
 def threads_per_worker(cpus: int, workers: int) -> int:
@@ -32,20 +50,55 @@ def threads_per_worker(cpus: int, workers: int) -> int:
     return max(1, cpus // max(1, workers))
 
 
-def plan_serving(name: str, alias: str = store.PRODUCTION, *, host: str = "127.0.0.1", port: int = 5001,
-                 workers: int = 1) -> ServePlan:
-    """The version to serve and the command that serves it; refuses an unset alias or broken files."""
+def serving_copy(info: store.VersionInfo, copies: Path) -> tuple[Path, Path]:
+    """A verified local copy of ``info`` under ``copies`` and its manifest file beside it.
+
+    A copy left by an earlier start is reused only if it still matches the manifest; otherwise it
+    is downloaded again into a fresh folder and swapped in whole."""
+    from evaluation.models import download_model
+
+    base = copies / info.name / f"v{info.version}"
+    folder, manifest_file = base / "model", base / "manifest.json"
+    base.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=base, prefix=".incoming-") as tmp:
+        manifest = registered_manifest(info, Path(tmp) / "manifest")
+        if folder.is_dir():
+            try:
+                verify_folder(info, folder, Path(tmp) / "recheck")
+            except Exception:  # a stale or damaged copy: fetch it again below
+                shutil.rmtree(folder)
+        if not folder.is_dir():
+            incoming = download_model(info.uri, Path(tmp) / "download")
+            verify_folder(info, incoming, Path(tmp) / "check")
+            incoming.rename(folder)
+        manifest_file.write_text(json.dumps(manifest, indent=1))
+    return folder, manifest_file
+
+
+def plan_serving(name: str, alias: str = store.PRODUCTION, *, copies: Path, host: str = "127.0.0.1",
+                 port: int = 5001, workers: int = 1) -> ServePlan:
+    """The version to serve, its verified copy and the command that serves it; refuses an unset
+    alias or files that do not match what was registered."""
     validate_name(name)
     validate_name(alias, "alias")
     if not 0 < port < 65536:
         raise RegistryError(f"port {port} is not a TCP port")
+    if workers < 1:
+        raise RegistryError(f"--workers must be at least 1, got {workers}")
     version = store.alias_version(name, alias)
     if version is None:
         set_aliases = sorted({a for v in store.list_versions(name) for a in v.aliases})
         raise RegistryError(f"{name} has no alias '{alias}' (set: {', '.join(set_aliases) or 'none'}); "
                             f"promote a version first")
-    store.check_version_files(store.get_version(name, version))
-    argv = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}/{version}",
-            "--env-manager", "local", "--host", host, "--port", str(port), "--workers", str(workers)]
-    env = {"OMP_NUM_THREADS": str(threads_per_worker(os.cpu_count() or 1, workers))} if workers > 1 else {}
-    return ServePlan(model=name, alias=alias, version=version, url=f"http://{host}:{port}", argv=argv, env=env)
+    info = store.get_version(name, version)
+    folder, manifest_file = serving_copy(info, copies)
+    from registry.contract import MANIFEST_TAG
+
+    argv = [sys.executable, "-m", "uvicorn", "--factory", "registry.serving_app:create_app", "--host", host,
+            "--port", str(port), "--workers", str(workers)]
+    env = {ENV_FOLDER: str(folder), ENV_MANIFEST: str(manifest_file), ENV_MANIFEST_SHA: info.tags[MANIFEST_TAG],
+           ENV_MODEL: name, ENV_VERSION: version, ENV_ALIAS: alias,
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")
+           or str(threads_per_worker(os.cpu_count() or 1, workers))}
+    return ServePlan(model=name, alias=alias, version=version, url=f"http://{host}:{port}", folder=folder,
+                     argv=argv, env=env)

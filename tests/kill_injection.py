@@ -6,8 +6,9 @@ model whose history grows round by round, kills it with SIGKILL after a random d
 finish), then checks, before any repair:
 
 1. every alias points to a version whose files pass the sha256 manifest check;
-2. every alias position is on record: the ledger's last successful move of that alias, or a
-   ``pending`` row of a move whose job died halfway (no alias move without its ledger row);
+2. every alias position is on record (production, candidate and ``previous``, which must be where
+   the last production move came from): where the ledger's successful moves leave it, or an end
+   of a ``pending`` move whose job died halfway (no alias move without its ledger row);
 
 and after ``embedops doctor --fix``: a second doctor run finds nothing, and 1-2 hold with every
 alias equal to its last successful ledger move.
@@ -81,22 +82,27 @@ def run_killed(argv: list[str], env: dict[str, str], delay_s: float | None,
 def violations(ledger_url: str, name: str) -> list[str]:
     """Invariants 1-2 on the registry and ledger as they are now."""
     from registry import store
-    from registry.ledger import Ledger, interrupted
+    from registry.ledger import Ledger, interrupted, recorded_position
+    from registry.verified import alias_file_problems
 
     found = []
     ledger = Ledger(ledger_url)
     rows = ledger.history(name, settled_pending=True)
     halfway = interrupted(rows)
-    for alias, version, problem in store.alias_file_problems(name):
+    for alias, version, problem in alias_file_problems(name):
         if problem:
             found.append(f"{alias} -> v{version}, whose files fail their check: {problem}")
+    for alias in store.ALIASES:
+        version = store.alias_version(name, alias)
+        recorded = recorded_position(rows, alias)
+        # A move killed halfway may have moved its alias (production: to_version; previous, which
+        # follows production: the move's from_version) or not yet.
         if alias == store.PREVIOUS:
-            continue  # moved only together with production, under production's row
-        recorded = next((m.to_version for m in reversed(rows) if m.alias == alias and m.outcome == "success"), None)
-        on_record = {recorded} | {m.to_version for m in halfway if m.alias == alias} | {
-            m.from_version for m in halfway if m.alias == alias}
-        if version not in on_record:
-            found.append(f"{alias} -> v{version}, but the ledger's last move of it says v{recorded} "
+            halfway_ends = {m.from_version for m in halfway if m.alias == store.PRODUCTION}
+        else:
+            halfway_ends = {end for m in halfway if m.alias == alias for end in (m.from_version, m.to_version)}
+        if version != recorded and version not in halfway_ends:
+            found.append(f"{alias} -> v{version}, but the ledger says v{recorded} "
                          f"and no interrupted move names v{version}")
     ledger.dispose()
     return found
