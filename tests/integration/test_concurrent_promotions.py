@@ -55,3 +55,40 @@ def test_twenty_simultaneous_promotions_have_exactly_one_winner(stack, tiny_mode
     (success,) = [m for m in rows if m.outcome == "success"]
     assert (success.from_version, success.to_version) == ("1", winners[0])
     assert all(m.from_version == winners[0] for m in rows if m.outcome == "conflict")
+
+
+def test_two_gated_promotions_race_and_exactly_one_wins(stack, tiny_model: Path, unique_name: str,
+                                                        tmp_path: Path) -> None:
+    """Two release managers each gate a different candidate against v1 at the same time: both pass
+    the full gate, the compare-and-set lets one move production and records the other as a conflict."""
+    from tests.conftest import HELPCENTER
+
+    runner = CliRunner()
+    for _ in range(3):
+        assert runner.invoke(app, ["register", str(tiny_model), "--name", unique_name]).exit_code == 0
+    assert runner.invoke(app, ["promote", unique_name, "--version", "1", "--initial"]).exit_code == 0
+    policy = tmp_path / "lenient.yaml"
+    policy.write_text("min_delta: 0.0\nalpha: null\nguards: {}\nmax_latency_increase: null\nn_resamples: 200\n")
+
+    env = stack.env | {"OMP_NUM_THREADS": "1"}
+    racers = [
+        subprocess.Popen([sys.executable, "-m", "embedops", "promote", unique_name, "--version", str(v),
+                          "--golden", str(HELPCENTER), "--policy", str(policy), "--reason", "race",
+                          "--expect-production", "1", "--actor", f"rm{v}", "--json"],
+                         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for v in (2, 3)
+    ]
+    results = [(p.wait(timeout=600), p.stdout.read(), p.stderr.read()) for p in racers]
+
+    winners = [json.loads(out)["production"] for code, out, _ in results if code == 0]
+    losers = [err for code, _, err in results if code != 0]
+    assert len(winners) == 1 and len(losers) == 1, [err[-400:] for _, _, err in results]
+    assert "production moved from v1 to v" in losers[0], losers[0][-400:]
+    assert alias_version(unique_name, "production") == winners[0]
+    assert alias_version(unique_name, "previous") == "1"
+    client = MlflowClient()
+    assert [client.get_model_version(unique_name, v).tags.get("gate_verdict") for v in ("2", "3")] == ["pass"] * 2
+
+    rows = [m for m in Ledger(stack.ledger_url).history(unique_name) if m.reason == "race"]
+    assert sorted(m.outcome for m in rows) == ["conflict", "success"]
+    assert all(m.decision_run_id for m in rows)  # both moves name the gate decision they acted on

@@ -1,4 +1,6 @@
-"""`embedops serve`: the production version over HTTP through MLflow's scoring server, on both stacks."""
+"""`embedops serve`: the production version over HTTP through MLflow's scoring server, on both stacks.
+
+The vectors served are the ones the gate scores: both come from ``registry.verified.load_version``."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from typer.testing import CliRunner
 
 from embedops.cli import app
 from evaluation.models import load_sentence_transformer
+from registry.store import get_version
+from registry.verified import load_version
 from tests.conftest import REPO, free_port, wait_until_answers
 
 pytestmark = [pytest.mark.slow]
@@ -41,11 +45,17 @@ def test_serve_answers_with_the_production_versions_vectors(stack, tiny_model: P
         wait_until_answers(f"http://127.0.0.1:{port}/ping", server, what="the scoring server",
                            log=lambda: server.stderr.read())
         served = np.asarray(post(f"http://127.0.0.1:{port}/invocations", {"inputs": TEXTS})["predictions"])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/model", timeout=30) as response:
+            which = json.loads(response.read())
     finally:
         server.terminate()
         server.wait(timeout=60)
+    assert (which["model"], which["version"], which["alias"]) == (unique_name, "1", "production")
+    gated = load_version(get_version(unique_name, "1")).model.encode(TEXTS)  # the gate's loader
+    cosine = (served * gated).sum(axis=1) / (np.linalg.norm(served, axis=1) * np.linalg.norm(gated, axis=1))
+    assert served.shape == gated.shape and cosine.min() >= 0.9999, cosine
     local = load_sentence_transformer(tiny_model).encode(TEXTS)
-    assert served.shape == local.shape and np.allclose(served, local, atol=1e-5)
+    assert np.allclose(served, local, atol=1e-5)
 
 
 def test_serving_an_alias_that_is_not_set_fails_at_start(stack, tiny_model: Path, unique_name: str) -> None:

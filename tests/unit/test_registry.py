@@ -316,3 +316,57 @@ def test_a_file_changed_after_registration_is_refused_by_its_manifest(store, two
     assert code == 1 and "config.json changed since registration" in err
     assert alias_version(two_versions, "production") == "1"
     assert outcomes(store, two_versions)[-1] == ("promote", "1", "2", "failed")
+
+
+def test_versions_are_numbers_wherever_they_are_compared(store, two_versions: str) -> None:
+    name = two_versions
+    code, payload, err = cli("promote", name, "--version", "02", "--skip-gate", "--reason", "leading zero")
+    assert code == 0 and payload["production"] == "2", err
+    rows = len(outcomes(store, name))
+    # Production is v2: "02" is the same version, so this would move nothing and must change nothing.
+    code, _, err = cli("rollback", name, "--to-version", "02", "--reason", "typo")
+    assert code == 1 and "v2 is already production; nothing was moved" in err
+    assert (alias_version(name, "production"), alias_version(name, "previous")) == ("2", "1")
+    assert len(outcomes(store, name)) == rows
+    for bad in ("two", "0", "-1", "2.0"):
+        code, _, err = cli("promote", name, "--version", bad, "--skip-gate", "--reason", "x")
+        assert code == 1 and "is not a version number" in err, (bad, err)
+    code, payload, err = cli("rollback", name, "--to-version", "v01", "--reason", "back")
+    assert code == 0 and payload["production"] == "1", err
+    assert alias_version(name, "previous") == "2"
+
+
+def test_skip_gate_refuses_a_contract_change_unless_reindex_is_allowed(store, two_versions: str,
+                                                                       tmp_path: Path) -> None:
+    from tests.tiny_model import build_tiny_model
+
+    wider = build_tiny_model(tmp_path / "wider", dim=48)
+    assert cli("register", str(wider), "--name", two_versions)[0] == 0  # v3, 48 dimensions
+    code, _, err = cli("promote", two_versions, "--version", "3", "--skip-gate", "--reason", "hotfix")
+    assert code == 1 and "embedding_dim 32 -> 48" in err and "--allow-reindex" in err
+    assert alias_version(two_versions, "production") == "1"
+    assert outcomes(store, two_versions)[-1] == ("promote", "1", "3", "failed")
+    code, payload, err = cli("promote", two_versions, "--version", "3", "--skip-gate", "--reason", "hotfix",
+                             "--allow-reindex")
+    assert code == 0 and payload["production"] == "3", err
+
+
+def test_doctor_puts_previous_back_where_the_ledger_says(store, two_versions: str) -> None:
+    name = two_versions
+    assert cli("promote", name, "--version", "2", "--skip-gate", "--reason", "x")[0] == 0
+    MlflowClient().set_registered_model_alias(name, "previous", "2")  # a rollback would now go nowhere
+    code, report, _ = cli("doctor", "--model", name)
+    assert code == 1 and [(f["kind"], f["subject"]) for f in report["findings"]] == [
+        ("alias_disagrees_with_ledger", f"{name}@previous")]
+    code, report, err = cli("doctor", "--model", name, "--fix")
+    assert code == 0 and report["clean"], err
+    assert alias_version(name, "previous") == "1"
+    repair = ledger(store).history(name)[-1]
+    assert (repair.action, repair.alias, repair.from_version, repair.to_version) == ("repair", "previous", "2", "1")
+    assert cli("doctor", "--model", name)[1]["clean"]
+
+
+@pytest.mark.parametrize("name", ["never-registered", "../etc"])
+def test_history_of_a_model_that_does_not_exist_is_an_error(store, name: str) -> None:
+    code, _, err = cli("history", name)
+    assert code == 1 and ("no registered model named" in err or "may use only" in err), err
