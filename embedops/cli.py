@@ -34,7 +34,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def run_job(job: Callable[[Settings], dict[str, Any]], render: Callable[[dict[str, Any], Settings], None], *,
             as_json: bool, debug: bool, exit_code: Callable[[dict[str, Any]], int] | None = None) -> None:
     """Run ``job`` with the store configured; map errors to one line and an exit code."""
-    from evaluation.errors import EmbedopsError
+    from evaluation.errors import EmbedopsError, Terminated
     from registry.promotion import GateRejected
 
     logging.basicConfig(level=logging.INFO if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -57,6 +57,9 @@ def run_job(job: Callable[[Settings], dict[str, Any]], render: Callable[[dict[st
             raise
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except Terminated:
+        typer.echo("terminated (SIGTERM): the run is marked FAILED and nothing was registered", err=True)
+        raise typer.Exit(143) from None
     except KeyboardInterrupt:
         typer.echo("interrupted: nothing was registered", err=True)
         raise typer.Exit(130) from None

@@ -89,7 +89,7 @@ def configure() -> Settings:
     apply_offline_env()
     settings = load_settings()
     if settings.embedded:
-        settings.home.mkdir(parents=True, exist_ok=True)
+        prepare_home(settings.home)
         create_store_once(settings)
     else:
         check_tracking_server(settings.tracking_uri)
@@ -98,6 +98,27 @@ def configure() -> Settings:
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     return settings
+
+
+def prepare_home(home: Path) -> None:
+    """Create the home and prove it writable, or say which folder and how to fix it.
+
+    Without this a read-only home (or one under a file) surfaces as a PermissionError or a sqlite
+    "unable to open database file" from deep inside MLflow. Writing a file is the only test that
+    works for root too, whom mode bits do not stop.
+    """
+    import tempfile
+
+    from evaluation.errors import ConfigError
+
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=home):
+            pass
+    except OSError as exc:
+        source = "EMBEDOPS_HOME" if os.environ.get("EMBEDOPS_HOME") else "the default home (EMBEDOPS_HOME unset)"
+        raise ConfigError(f"{source} {home} is not a writable folder ({exc.strerror or exc}): point EMBEDOPS_HOME "
+                          "at a folder you can write to") from None
 
 
 def create_store_once(settings: Settings) -> None:

@@ -45,3 +45,11 @@ class ModelError(EmbedopsError):
 
 class ServiceUnavailableError(EmbedopsError):
     """A service the job needs (the MLflow tracking server, a database) did not answer."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, systemd, Kubernetes) during a tracked run, raised as an interrupt.
+
+    A KeyboardInterrupt, so everything that already handles Ctrl-C handles it the same way: the run
+    lifecycle marks the run FAILED and registers nothing, and the CLI reports an interruption.
+    """

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluation.errors import GoldenSetError
+from evaluation.text import check_text
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def _string(obj: dict, key: str, path: Path, lineno: int, *, required: bool = Tr
     if not isinstance(value, str):
         raise GoldenSetError(f"expected a string, got {type(value).__name__}", path=str(path),
                              row=lineno, field=key)
-    return value
+    return check_text(value, path=str(path), row=lineno, field=key, error=GoldenSetError)
 
 
 def _relevance(text: str, path: Path, lineno: int) -> int:

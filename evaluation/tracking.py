@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluation.errors import ServiceUnavailableError
+from evaluation.errors import ServiceUnavailableError, Terminated
 
 if TYPE_CHECKING:
     from mlflow import ActiveRun
@@ -47,23 +49,57 @@ def tracked_run(*, notify: Any = None, **start_run_args: Any) -> Iterator[Active
     MLflow's own context manager ends a failed run with one request; if the tracking server died
     mid-run that request fails too and the run stays RUNNING forever. Here a failed job keeps
     trying to mark its run FAILED for a grace period, then says what state it left behind.
+    SIGTERM is turned into an interrupt for the run's lifetime, so a killed job ends it FAILED as
+    Ctrl-C does, instead of dying with the run RUNNING.
     """
     import mlflow
 
-    run = mlflow.start_run(**start_run_args)
+    with sigterm_interrupts():
+        try:
+            run = mlflow.start_run(**start_run_args)
+        except BaseException:
+            # Interrupted after the run was created but before it was handed back: end it too.
+            if (active := mlflow.active_run()) is not None:
+                mark_failed(active.info.run_id, notify=notify)
+            raise
+        try:
+            yield run
+        except BaseException as exc:
+            marked = mark_failed(run.info.run_id, notify=notify)
+            if not marked or _server_lost(exc):
+                state = ("was marked FAILED once it came back" if marked else
+                         "is still RUNNING: `embedops doctor --fix` marks it FAILED once the server is back")
+                raise ServiceUnavailableError(
+                    f"the MLflow tracking server stopped answering during run {run.info.run_id}: the job stopped, "
+                    f"nothing was registered, and the run {state}") from exc
+            raise
+        else:
+            mlflow.end_run()
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block, the first SIGTERM raises ``Terminated``; later ones are ignored so they cannot
+    cut short the marking of the run FAILED (bounded by the grace period; SIGKILL still works).
+    The previous handler comes back afterwards. Python runs handlers only in the main thread, so
+    elsewhere (a tuning worker thread) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def interrupt(signum: int, frame: Any) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise Terminated(f"stopped by {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        yield run
-    except BaseException as exc:
-        marked = mark_failed(run.info.run_id, notify=notify)
-        if not marked or _server_lost(exc):
-            state = ("was marked FAILED once it came back" if marked else
-                     "is still RUNNING: `embedops doctor --fix` marks it FAILED once the server is back")
-            raise ServiceUnavailableError(
-                f"the MLflow tracking server stopped answering during run {run.info.run_id}: the job stopped, "
-                f"nothing was registered, and the run {state}") from exc
-        raise
-    else:
-        mlflow.end_run()
+        yield
+    finally:
+        # None: a handler installed outside Python, which signal() cannot reinstate; the default is closest.
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _server_lost(exc: BaseException) -> bool:

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from evaluation.errors import ConfigError
+from evaluation.text import unicode_problem
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -33,7 +34,28 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
+    _check_strings(values, path)
     return values
+
+
+def _check_strings(values: dict[str, Any], path: Path) -> None:
+    """Refuse YAML's "\\ud800" escapes anywhere in the file: they reach paths and names, where they crash
+    with a UnicodeEncodeError (resolving a path) instead of a ConfigError naming the setting."""
+    todo: list[tuple[str, Any]] = [("", values)]
+    seen: set[int] = set()  # YAML anchors can make a list that contains itself
+    while todo:
+        where, value = todo.pop()
+        if isinstance(value, str):
+            if problem := unicode_problem(value):
+                raise ConfigError(f"{path}: {where}: {problem}")
+            continue
+        if not isinstance(value, dict | list) or id(value) in seen:
+            continue
+        seen.add(id(value))
+        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+            if isinstance(key, str) and (problem := unicode_problem(key)):
+                raise ConfigError(f"{path}: a key under {where or 'the top level'}: {problem}")
+            todo.append((f"{where}.{key}" if where else str(key), item))
 
 
 def build_config(cls: type[C], values: dict[str, Any], *, source: str, what: str = "config") -> C:

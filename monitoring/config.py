@@ -11,13 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evaluation.yamlconfig import build_config, read_yaml_mapping
 from monitoring.trigger import TriggerPolicy
+from monitoring.windows import MIN_WINDOW_TEXTS
 
 
 class DriftConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    current_size: int = Field(2000, ge=1, description="texts sampled from the current window")
-    reference_size: int = Field(5000, ge=1, description="texts sampled from the reference")
+    # A smaller sample could never make a window a drift score can be computed on.
+    current_size: int = Field(2000, ge=MIN_WINDOW_TEXTS, description="texts sampled from the current window")
+    reference_size: int = Field(5000, ge=MIN_WINDOW_TEXTS, description="texts sampled from the reference")
     seed: int = 0
     precision: Literal["fp32", "bf16"] = "fp32"
     pca_components: int | None = Field(64, ge=2, description="principal components the checks run on; null: all")

@@ -10,6 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evaluation.errors import DataError
+from evaluation.text import check_text
+
+# The fewest texts a window may hold for a drift score to mean anything: the domain classifier is
+# scored on a random half of the pooled texts, and with a one-text window that half lacked it in every
+# trial here, so the AUC was NaN, which once read as "no drift". The trigger's `min_window` (1000 by default)
+# is a separate, higher bar: a measured window below it is reported but never starts a retrain.
+MIN_WINDOW_TEXTS = 10
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ def _parse_ts(value: object, path: Path, lineno: int) -> dt.datetime | None:
         return None
     if not isinstance(value, str):
         raise DataError("expected an ISO-8601 string", path=str(path), row=lineno, field="ts")
+    check_text(value, path=str(path), row=lineno, field="ts")
     try:
         stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -41,9 +49,10 @@ def _parse_ts(value: object, path: Path, lineno: int) -> dt.datetime | None:
 
 
 def read_window(path: str | Path, *, start: dt.datetime | None = None, end: dt.datetime | None = None,
-                size: int | None = None, seed: int = 0) -> Window:
-    """Texts whose ``ts`` falls in [start, end) (lines without ``ts`` count when no range is given),
-    sampled without replacement to ``size`` with a fixed seed so a replay gives the same window."""
+                size: int | None = None, seed: int = 0, min_texts: int = MIN_WINDOW_TEXTS) -> Window:
+    """Texts whose ``ts`` falls in [start, end) (with a range every line needs a ``ts``; without one,
+    ``ts`` is optional), sampled without replacement to ``size`` with a fixed seed so a replay gives
+    the same window. Fewer than ``min_texts`` texts is an error: it is refused before any embedding."""
     root = Path(path)
     files = sorted(root.rglob("*.jsonl")) if root.is_dir() else [root]
     if not root.exists():
@@ -72,9 +81,14 @@ def read_window(path: str | Path, *, start: dt.datetime | None = None, end: dt.d
             if text is not None and not isinstance(text, str):
                 raise DataError(f"expected text, got {type(text).__name__}", path=str(file), row=lineno,
                                 field="text")
+            if text:
+                check_text(text, path=str(file), row=lineno, field="text")
             stamp = _parse_ts(record.get("ts"), file, lineno)
             if (start or end) and stamp is None:
-                continue
+                # Skipping it would shrink the window silently: the line may well belong to the range.
+                raise DataError("no 'ts' but a time range (--start/--end) was given: add an ISO-8601 'ts' to "
+                                "every line, or choose the window by file (pass the file without --start/--end)",
+                                path=str(file), row=lineno, field="ts")
             if (start and stamp < start) or (end and stamp >= end):
                 continue
             if not text or not text.strip():
@@ -86,4 +100,8 @@ def read_window(path: str | Path, *, start: dt.datetime | None = None, end: dt.d
         raise DataError(f"the window has no usable texts ({dropped} empty)", path=str(root))
     if size is not None and total > size:
         texts = random.Random(seed).sample(texts, size)
+    if len(texts) < min_texts:
+        raise DataError(f"the window has {len(texts)} texts, fewer than the {min_texts} a drift score needs: "
+                        "widen the time range or add traffic (and keep the sample size at least that)",
+                        path=str(root))
     return Window(texts=texts, source=str(root), digest=text_digest(texts), total=total, dropped_empty=dropped)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from evaluation.models import is_mlflow_uri
 from evaluation.yamlconfig import build_config, read_yaml_mapping
@@ -14,6 +14,11 @@ from registry.names import validate_name
 LossName = Literal["contrastive", "cached_contrastive", "triplet"]
 # Fields holding paths: relative values in a YAML file are read relative to that file.
 PATH_FIELDS = ("base_model", "data", "golden")
+# Above this, without max_steps, a typo (`--epochs 1e9`) starts a run of billions of steps; a real long
+# run says how long with max_steps, which then decides.
+MAX_EPOCHS = 100
+# numpy's and the trainer's data seeds are unsigned 32-bit: anything else fails only after the model loaded.
+SEED_RANGE = 2**32
 
 
 class TrainConfig(BaseModel):
@@ -46,7 +51,7 @@ class TrainConfig(BaseModel):
     learning_rate: float = Field(2e-5, gt=0, lt=1)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=SEED_RANGE, description="random seed, 0 to 2**32 - 1")
     max_seq_length: int | None = Field(None, gt=0, le=8192)
     precision: Literal["fp32", "bf16"] = "fp32"
     logging_steps: int = Field(5, gt=0)
@@ -59,6 +64,13 @@ class TrainConfig(BaseModel):
     @classmethod
     def _safe_name(cls, value: str, info: Any) -> str:
         return validate_name(value, info.field_name.replace("_", " "))
+
+    @model_validator(mode="after")
+    def _bounded_run(self) -> TrainConfig:
+        if self.max_steps is None and self.epochs > MAX_EPOCHS:
+            raise ValueError(f"epochs (--epochs) is {self.epochs:g}, more than {MAX_EPOCHS}: pass --max-steps "
+                             "(max_steps in a config) for a longer run")
+        return self
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from evaluation.errors import DataError
 from evaluation.golden import load_golden_set
+from evaluation.text import check_text
 
 if TYPE_CHECKING:
     import datasets
@@ -121,7 +122,25 @@ def _records_parquet(path: Path, gz: bool) -> Iterator[tuple[int, dict]]:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"not a readable Parquet file ({exc})", path=str(path)) from None
-    yield from enumerate(table.to_pylist(), start=1)
+    try:
+        rows = table.to_pylist()
+    except UnicodeDecodeError:
+        # Arrow does not validate string columns on read; Python's decode does, one row at a time.
+        row, field = _first_undecodable(table)
+        raise DataError("not UTF-8 text; write the column as UTF-8 strings", path=str(path), row=row,
+                        field=field) from None
+    yield from enumerate(rows, start=1)
+
+
+def _first_undecodable(table: Any) -> tuple[int | None, str | None]:
+    """(1-based row, column) of the first value that is not UTF-8; only called once a decode failed."""
+    for name in table.column_names:
+        for row, value in enumerate(table.column(name), start=1):
+            try:
+                value.as_py()
+            except UnicodeDecodeError:
+                return row, name
+    return None, None
 
 
 READERS = {"jsonl": _records_jsonl, "csv": _records_csv, "parquet": _records_parquet}
@@ -172,6 +191,8 @@ def load_training_data(path: str | Path, *, split: str = "train", min_rows: int 
             if value is not None and not isinstance(value, str):
                 raise DataError(f"expected text, got {type(value).__name__}", path=str(path), row=lineno,
                                 field=col)
+            if value:
+                check_text(value, path=str(path), row=lineno, field=col)
             values.append(value.strip() if value else "")
         if not all(values):
             dropped_empty += 1

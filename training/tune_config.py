@@ -16,7 +16,7 @@ from evaluation.errors import ConfigError
 from evaluation.metrics import METRIC_NAMES
 from evaluation.yamlconfig import build_config, read_yaml_mapping
 from registry.names import validate_name
-from training.config import PATH_FIELDS, TrainConfig
+from training.config import MAX_EPOCHS, PATH_FIELDS, SEED_RANGE, TrainConfig
 
 # Training fields a study may vary; the rest (data, names, paths) are fixed by the base config.
 TUNABLE = ("learning_rate", "batch_size", "epochs", "max_steps", "warmup_ratio", "weight_decay", "scale",
@@ -71,7 +71,7 @@ class SamplerSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: Literal["tpe", "random", "grid"] = "tpe"
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=SEED_RANGE, description="Optuna's samplers take unsigned 32-bit seeds")
     n_startup_trials: int = Field(3, ge=0, description="tpe: random trials before the model-based ones")
 
 
@@ -123,6 +123,14 @@ class TuneConfig(BaseModel):
             raise ValueError(f"cannot tune {unknown}: tunable settings are {', '.join(TUNABLE)}")
         if self.sampler.type == "grid" and any(p.type != "categorical" for p in self.search_space.values()):
             raise ValueError("the grid sampler needs every parameter categorical (list the values to try)")
+        epochs = self.search_space.get("epochs")
+        if epochs and self.train.get("max_steps") is None and "max_steps" not in self.search_space:
+            # Checked here, not when a trial builds its config: a study must fail before its first trial.
+            top = epochs.high if epochs.type != "categorical" else max(
+                (c for c in epochs.choices or [] if isinstance(c, int | float)), default=0)
+            if top is not None and top > MAX_EPOCHS:
+                raise ValueError(f"search_space.epochs reaches {top:g}, more than {MAX_EPOCHS}: set train.max_steps "
+                                 "(--max-steps) for longer trials")
         return self
 
     def base(self) -> TrainConfig:

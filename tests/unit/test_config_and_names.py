@@ -75,3 +75,58 @@ def test_hostile_names_are_refused(name: str) -> None:
     with pytest.raises(InvalidNameError):
         validate_name(name)
 
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_seed_outside_32_bits_is_refused_at_config_load(seed: int) -> None:
+    # numpy and the trainer reject it too, but only once the model has loaded.
+    with pytest.raises(ConfigError, match="seed: Input should be"):
+        load_config(None, data="x.jsonl", seed=seed)
+    assert load_config(None, data="x.jsonl", seed=0).seed == 0
+    assert load_config(None, data="x.jsonl", seed=2**32 - 1).seed == 2**32 - 1
+
+
+def test_epochs_are_bounded_unless_max_steps_decides() -> None:
+    # `--epochs 1e9` once started a run of 25 billion steps.
+    with pytest.raises(ConfigError, match=r"epochs \(--epochs\) is 1e\+09, more than 100: pass --max-steps"):
+        load_config(None, data="x.jsonl", epochs=1e9)
+    assert load_config(None, data="x.jsonl", epochs=100).epochs == 100
+    assert load_config(None, data="x.jsonl", epochs=1e9, max_steps=10).max_steps == 10
+
+
+def test_a_lone_surrogate_in_a_config_file_names_the_file_and_setting(tmp_path: Path) -> None:
+    # YAML's "\ud800" escape: resolving the path raised a UnicodeEncodeError.
+    path = write(tmp_path / "t.yaml", 'data: "pairs\\ud800.jsonl"\n')
+    with pytest.raises(ConfigError, match=r"t\.yaml: data: invalid Unicode: lone surrogate U\+D800 at character 6"):
+        load_config(path)
+
+
+def test_an_unwritable_home_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from embedops.settings import configure
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # else the home is not where the store goes
+    blocker = tmp_path / "somefile"
+    blocker.write_text("not a folder")
+    # A home under a regular file fails for every user, root included (NotADirectoryError).
+    monkeypatch.setenv("EMBEDOPS_HOME", str(blocker / "home"))
+    with pytest.raises(ConfigError, match=rf"EMBEDOPS_HOME {blocker / 'home'} is not a writable folder "
+                                          r"\(Not a directory\): point EMBEDOPS_HOME at a folder you can write to"):
+        configure()
+    readonly = tmp_path / "readonly"
+    readonly.mkdir(mode=0o500)
+    monkeypatch.setenv("EMBEDOPS_HOME", str(readonly))
+    if os.geteuid() == 0:  # mode bits do not stop root: refuse the write as the kernel does for anyone else
+        import tempfile
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise PermissionError(13, "Permission denied", str(readonly))
+
+        monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    try:
+        with pytest.raises(ConfigError, match=rf"EMBEDOPS_HOME {readonly} is not a writable folder \(Permission "
+                                              "denied\\): point EMBEDOPS_HOME at a folder you can write to"):
+            configure()
+    finally:
+        readonly.chmod(0o700)  # so pytest can clean up

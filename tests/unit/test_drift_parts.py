@@ -75,6 +75,61 @@ def test_a_model_returning_nan_stops_the_drift_job_with_a_model_error(tmp_path: 
 
     encoder = KeywordEncoder(["invoice", "tax"], fail_on="tax")
     encoder.max_seq_length = 128  # type: ignore[attr-defined]
-    window = read_window(traffic(tmp_path / "t.jsonl", [{"text": "invoice"}, {"text": "tax return"}]))
+    window = read_window(traffic(tmp_path / "t.jsonl", [{"text": "invoice"}, {"text": "tax return"}]), min_texts=1)
     with pytest.raises(ModelError, match="NaN/Inf vectors for 1 of 2 window texts"):
         embed_window(LoadedModel("kw", encoder, "d" * 64), window, precision="fp32", cache=None, progress=False)
+
+
+def test_a_line_without_ts_is_an_error_when_a_time_range_is_given(tmp_path: Path) -> None:
+    import datetime as dt
+
+    rows = [{"text": f"question {i}", "ts": "2026-11-05T10:00:00Z"} for i in range(12)]
+    path = traffic(tmp_path / "t.jsonl", [*rows[:5], {"text": "no time"}, *rows[5:]])
+    with pytest.raises(DataError, match=r"row 6, field 'ts': no 'ts' but a time range \(--start/--end\) was given: "
+                                        "add an ISO-8601 'ts' to every line, or choose the window by file") as info:
+        read_window(path, start=dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+    assert str(path) in str(info.value)
+    assert read_window(path).total == 13  # chosen by file, a line without ts counts
+
+
+def test_a_lone_surrogate_in_traffic_names_the_line(tmp_path: Path) -> None:
+    path = traffic(tmp_path / "t.jsonl", [{"text": "fine"}, {"text": "broken \ud800"}])
+    with pytest.raises(DataError, match=r"row 2, field 'text': invalid Unicode: lone surrogate U\+D800"):
+        read_window(path)
+
+
+def test_windows_too_small_to_score_are_refused_before_embedding(tmp_path: Path) -> None:
+    from monitoring.windows import MIN_WINDOW_TEXTS
+
+    path = traffic(tmp_path / "t.jsonl", [{"text": "the only question"}])
+    with pytest.raises(DataError, match=f"the window has 1 texts, fewer than the {MIN_WINDOW_TEXTS} a drift score "
+                                        "needs: widen the time range"):
+        read_window(path)
+    ten = traffic(tmp_path / "ten.jsonl", [{"text": f"question {i}"} for i in range(MIN_WINDOW_TEXTS)])
+    assert len(read_window(ten).texts) == MIN_WINDOW_TEXTS
+    with pytest.raises(DataError, match="the window has 3 texts"):  # a sample smaller than the minimum
+        read_window(ten, size=3)
+
+
+def test_drift_scores_refuse_a_one_text_window_and_never_return_nan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-text window once scored AUC nan, which compared below the threshold: "no drift", exit 0."""
+    from monitoring import detect
+
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(50, 8))
+    with pytest.raises(DataError, match="current window has 1 texts, fewer than the 10 a drift score needs"):
+        drift_scores(reference, rng.normal(size=(1, 8)))
+    monkeypatch.setattr(detect, "classifier_auc", lambda reference, current: float("nan"))
+    with pytest.raises(DataError, match=r"drift score is undefined \(AUC nan\) for windows of 50 reference and 20 "
+                                        "current texts"):
+        drift_scores(reference, rng.normal(size=(20, 8)))
+
+
+def test_drift_config_refuses_samples_below_the_window_minimum(tmp_path: Path) -> None:
+    from evaluation.errors import ConfigError
+    from monitoring.config import load_drift_config
+
+    config = tmp_path / "drift.yaml"
+    config.write_text("current_size: 1\n")
+    with pytest.raises(ConfigError, match="current_size: Input should be greater than or equal to 10"):
+        load_drift_config(config)

@@ -85,6 +85,19 @@ def test_non_utf8_corpus_names_the_row(tiny_beir: Path) -> None:
         load_golden_set(tiny_beir)
 
 
+@pytest.mark.parametrize("file, row, field", [("corpus.jsonl", 2, "title"), ("corpus.jsonl", 3, "text"),
+                                               ("corpus.jsonl", 1, "_id"), ("queries.jsonl", 2, "text")])
+def test_lone_surrogates_name_the_file_row_and_field(tmp_path: Path, file: str, row: int, field: str) -> None:
+    """JSON's "\\ud800" escape loads as a str that UTF-8 (and so a tokenizer and the digest) cannot encode."""
+    corpus, queries = [dict(d) for d in CORPUS], [dict(q) for q in QUERIES]
+    rows = corpus if file == "corpus.jsonl" else queries
+    rows[row - 1][field] = "x \ud800" if field != "_id" else "\udc00"
+    root = make_beir(tmp_path / "beir", corpus, queries, QRELS)
+    with pytest.raises(GoldenSetError, match=rf"row {row}, field '{field}': invalid Unicode: lone surrogate") as info:
+        load_golden_set(root)
+    assert str(root / file) in str(info.value)
+
+
 @pytest.mark.parametrize("score", ["INF", "nan", "0.5"])
 def test_relevance_grades_are_whole_numbers(tiny_beir: Path, score: str) -> None:
     with open(tiny_beir / "qrels" / "test.tsv", "a") as fh:

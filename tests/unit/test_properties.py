@@ -108,7 +108,7 @@ def test_traffic_windows_raise_only_typed_errors(payload: bytes, timed: bool) ->
         path.write_bytes(payload)
         start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) if timed else None
         try:
-            window = read_window(path, start=start, size=3)
+            window = read_window(path, start=start, size=3, min_texts=1)  # min_texts: reach the success path too
         except EmbedopsError:
             return
         assert len(window.texts) <= 3 and all(isinstance(t, str) and t.strip() for t in window.texts)
@@ -148,3 +148,156 @@ def test_tune_configs_raise_only_config_errors(space: dict, objective: object) -
                          search_space=space, objective=objective)
     except EmbedopsError:
         return
+
+
+# Invalid Unicode, the two ways it reaches a loader: a JSON/YAML "\ud800" escape, which decodes to a lone
+# surrogate that UTF-8 (and so every tokenizer) cannot encode, and raw bytes that are not UTF-8 (the UTF-8
+# form of a surrogate among them). It sits inside otherwise ordinary text of one field of one row.
+BAD = "@@BAD@@"  # where the raw bytes go once the file is serialized
+plain = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"), blacklist_characters="@"), max_size=8)
+lone_surrogates = st.integers(0xD800, 0xDFFF).map(chr)
+raw_bad_bytes = st.one_of(st.sampled_from([b"\xff", b"\xc3", b"\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
+                                           b"\xc0\xaf"]),
+                          # no line breaks: they would move the bad bytes to another line than the row's
+                          st.binary(min_size=1, max_size=4).filter(
+                              lambda b: not _is_utf8(b"a" + b + b"a") and not set(b) & set(b"\r\n")))
+poison = st.one_of(st.tuples(st.just("escape"), lone_surrogates), st.tuples(st.just("bytes"), raw_bad_bytes))
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def poisoned(prefix: str, bad: tuple[str, str | bytes], suffix: str) -> str:
+    """The field's text: the surrogate itself, or the placeholder the raw bytes replace."""
+    kind, value = bad
+    return prefix + (value if kind == "escape" else BAD) + suffix  # type: ignore[operator]
+
+
+def serialize(text: str, bad: tuple[str, str | bytes]) -> bytes:
+    # surrogatepass: a lone surrogate outside a JSON escape (a CSV cell) is written as its UTF-8 form, invalid too.
+    raw = text.encode("utf-8", "surrogatepass")
+    return raw.replace(BAD.encode(), bad[1]) if bad[0] == "bytes" else raw  # type: ignore[arg-type]
+
+
+def assert_typed_and_named(call: object, path: Path, row: int | None) -> None:
+    try:
+        call()  # type: ignore[operator]
+    except EmbedopsError as exc:
+        assert str(path) in str(exc), exc
+        assert row is None or f"row {row}" in str(exc), exc
+    else:
+        raise AssertionError(f"invalid Unicode in {path} was loaded")
+
+
+@MANY
+@given(n_rows=st.integers(1, 4), data=st.data(), prefix=plain, suffix=plain, bad=poison,
+       fmt=st.sampled_from(["jsonl", "jsonl.gz", "csv", "parquet"]))
+def test_invalid_unicode_in_training_data_is_a_typed_error_naming_the_row(
+        n_rows: int, data: st.DataObject, prefix: str, suffix: str, bad: tuple, fmt: str) -> None:
+    import csv
+    import io
+
+    row = data.draw(st.integers(1, n_rows), label="row")
+    column = data.draw(st.sampled_from(["anchor", "positive", "negative"]), label="column")
+    rows = [{"anchor": f"question {i}", "positive": f"answer {i}", "negative": f"other {i}"} for i in range(n_rows)]
+    rows[row - 1][column] = poisoned(prefix, bad, suffix)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"data.{fmt}"
+        if fmt.startswith("jsonl"):
+            raw = serialize("".join(json.dumps(r) + "\n" for r in rows), bad)
+            path.write_bytes(gzip.compress(raw) if fmt.endswith(".gz") else raw)
+            line = row
+        elif fmt == "csv":
+            out = io.StringIO(newline="")
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            path.write_bytes(serialize(out.getvalue(), bad))
+            line = row + 1  # the header is line 1
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            # Arrow stores string bytes unchecked: the way a bad exporter's invalid UTF-8 arrives.
+            table = {c: pa.array([serialize(r[c], bad) for r in rows], type=pa.binary()).view(pa.string())
+                     for c in rows[0]}
+            pq.write_table(pa.table(table), path)
+            line = row
+        assert_typed_and_named(lambda: load_training_data(path, min_rows=1), path, line)
+
+
+@MANY
+@given(n_rows=st.integers(1, 3), data=st.data(), prefix=plain, suffix=plain, bad=poison,
+       target=st.sampled_from([("corpus.jsonl", "_id"), ("corpus.jsonl", "title"), ("corpus.jsonl", "text"),
+                               ("queries.jsonl", "_id"), ("queries.jsonl", "text")]),
+       as_training_data=st.booleans())
+def test_invalid_unicode_in_a_golden_set_is_a_typed_error_naming_the_row(
+        n_rows: int, data: st.DataObject, prefix: str, suffix: str, bad: tuple, target: tuple[str, str],
+        as_training_data: bool) -> None:
+    row = data.draw(st.integers(1, n_rows), label="row")
+    corpus = [{"_id": f"d{i}", "title": f"title {i}", "text": f"text {i}"} for i in range(n_rows)]
+    queries = [{"_id": f"q{i}", "text": f"query {i}"} for i in range(n_rows)]
+    file, field = target
+    (corpus if file == "corpus.jsonl" else queries)[row - 1][field] = poisoned(prefix, bad, suffix)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "qrels").mkdir()
+        for name, rows in (("corpus.jsonl", corpus), ("queries.jsonl", queries)):
+            (root / name).write_bytes(serialize("".join(json.dumps(r) + "\n" for r in rows), bad))
+        (root / "qrels" / "test.tsv").write_text("".join(f"q{i}\td{i}\t1\n" for i in range(n_rows)))
+        # A BEIR folder is training data too: the same check, through the training loader.
+        load = (lambda: load_training_data(root, split="test")) if as_training_data else (
+            lambda: load_golden_set(root, "test"))
+        assert_typed_and_named(load, root / file, row)
+
+
+@MANY
+@given(n_lines=st.integers(1, 12), data=st.data(), prefix=plain, suffix=plain, bad=poison,
+       field=st.sampled_from(["text", "ts"]), timed=st.booleans(), folder=st.booleans())
+def test_invalid_unicode_in_traffic_is_a_typed_error_naming_the_line(
+        n_lines: int, data: st.DataObject, prefix: str, suffix: str, bad: tuple, field: str, timed: bool,
+        folder: bool) -> None:
+    import datetime as dt
+
+    line = data.draw(st.integers(1, n_lines), label="line")
+    records = [{"text": f"question {i}", "ts": "2026-11-05T10:00:00Z"} for i in range(n_lines)]
+    records[line - 1][field] = poisoned(prefix, bad, suffix)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "traffic.jsonl"
+        path.write_bytes(serialize("".join(json.dumps(r) + "\n" for r in records), bad))
+        start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) if timed else None
+        assert_typed_and_named(lambda: read_window(Path(tmp) if folder else path, start=start, min_texts=1),
+                               path, line)
+
+
+@MANY
+@given(key=st.sampled_from(["data", "base_model", "golden", "model_name", "report", "primary_metric", "policy",
+                            "train", "guards", "typo"]),
+       nested=st.booleans(), prefix=plain, suffix=plain, bad=poison,
+       loader=st.sampled_from(["train", "tune", "drift", "policy", "retrain"]))
+def test_invalid_unicode_in_a_config_file_is_a_config_error(key: str, nested: bool, prefix: str, suffix: str,
+                                                             bad: tuple, loader: str) -> None:
+    from embedops.pipelines import load_retrain_config
+    from evaluation.errors import ConfigError
+    from monitoring.config import load_drift_config
+    from registry.policy import load_policy
+    from training.config import load_config
+
+    value = poisoned(prefix, bad, suffix)
+    values = {"data": "pairs.jsonl", key: {"x": [value]} if nested else value}
+    loaders = {"train": load_config, "tune": lambda p: load_tune_config(p, {}), "drift": load_drift_config,
+               "policy": load_policy, "retrain": load_retrain_config}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.yaml"
+        path.write_bytes(serialize(json.dumps(values), bad))  # JSON is YAML; its "\ud800" escape is YAML's too
+        try:
+            loaders[loader](path)
+        except ConfigError as exc:
+            assert str(path) in str(exc), exc
+        else:
+            raise AssertionError("invalid Unicode in a config file was accepted")

@@ -89,6 +89,41 @@ def test_bad_inputs(tmp_path: Path) -> None:
         assert str(path) in str(info.value), path.name
 
 
+@pytest.mark.parametrize("name", ["p.jsonl", "p.csv", "p.parquet"])
+def test_invalid_unicode_names_the_file_row_and_field(tmp_path: Path, name: str) -> None:
+    """A JSON "\\ud800" escape (a lone surrogate) once loaded and crashed the tokenizer; invalid UTF-8
+    that Arrow stores without checking once escaped as a UnicodeDecodeError."""
+    path = tmp_path / name
+    if name == "p.jsonl":
+        # json.dumps writes the lone surrogate as the escape "\ud800", as a broken exporter would.
+        jsonl(path, [*ROWS[:2], {"anchor": "\ud800 x", "positive": "fine"}])
+        expected = r"row 3, field 'anchor': invalid Unicode: lone surrogate U\+D800 at character 1"
+    elif name == "p.csv":
+        path.write_bytes(b"anchor,positive\na,b\nc,\xed\xa0\x80 x\n")  # a surrogate encoded as UTF-8 bytes
+        expected = "row 3: not UTF-8 text"
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        bad = pa.array([b"a", b"b", b"\xff"], type=pa.binary()).view(pa.string())
+        pq.write_table(pa.table({"anchor": pa.array(["x", "y", "z"]), "positive": bad}), path)
+        expected = "row 3, field 'positive': not UTF-8 text"
+    with pytest.raises(DataError, match=expected) as info:
+        load_training_data(path)
+    assert str(path) in str(info.value)
+
+
+def test_invalid_unicode_in_a_beir_folder_is_refused(tmp_path: Path) -> None:
+    from evaluation.errors import GoldenSetError
+    from tests.unit.test_golden_and_retrieval import CORPUS, QRELS, QUERIES, make_beir
+
+    root = make_beir(tmp_path / "beir", CORPUS, [*QUERIES[:3], {"_id": "q4", "text": "broken \udfff"}], QRELS,
+                     split="train")
+    with pytest.raises(GoldenSetError, match=r"row 4, field 'text': invalid Unicode: lone surrogate U\+DFFF") as info:
+        load_training_data(root)
+    assert str(root / "queries.jsonl") in str(info.value)
+
+
 def test_missing_file_is_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="file or folder not found"):
         load_training_data(tmp_path / "nope.jsonl")

@@ -153,3 +153,63 @@ def test_bad_data_is_refused_before_a_run_starts(store, tiny_model: Path, tmp_pa
     after = len(MlflowClient().search_runs(
         [MlflowClient().get_experiment_by_name("unit-tests").experiment_id]))
     assert after == before and versions(unique_name) == []
+
+
+def test_sigterm_fails_the_run_like_ctrl_c_and_registers_nothing(store, tiny_model: Path, pairs_file: Path,
+                                                                unique_name: str) -> None:
+    """A real `embedops train` process, killed as systemd or Kubernetes stops a job: SIGTERM once its run
+    is under way. SIGTERM used to end the process with its run RUNNING forever."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    client = MlflowClient()
+    # Far more steps than the wait below can see finish: the run is still training when SIGTERM comes.
+    job = subprocess.Popen(
+        [sys.executable, "-m", "embedops", "train", "--data", str(pairs_file), "--base-model", str(tiny_model),
+         "--name", unique_name, "--max-steps", "1000000", "--batch-size", "8"],
+        cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 600  # generous: a loaded CI machine imports torch slowly
+        runs: list = []
+        while not runs:
+            assert job.poll() is None, f"the job ended before its run appeared: {job.communicate()[1][-3000:]}"
+            assert time.monotonic() < deadline, "no run appeared in 600 s"
+            time.sleep(1)
+            experiment = client.get_experiment_by_name("embedops-training")
+            if experiment is not None:
+                # Its params are logged inside the run, so the run's lifecycle already owns SIGTERM.
+                runs = client.search_runs([experiment.experiment_id],
+                                          filter_string=f"params.model_name = '{unique_name}'")
+        job.send_signal(signal.SIGTERM)
+        _, err = job.communicate(timeout=600)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    assert job.returncode == 143, err[-3000:]  # 128 + SIGTERM, as a shell reports a terminated job
+    assert "terminated (SIGTERM): the run is marked FAILED and nothing was registered" in err
+    (run,) = runs
+    assert client.get_run(run.info.run_id).info.status == "FAILED"
+    assert versions(unique_name) == []
+
+
+def test_a_tracked_run_gives_back_the_previous_sigterm_handler(store) -> None:
+    import signal
+
+    from evaluation.tracking import ensure_experiment, tracked_run
+
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        with tracked_run(experiment_id=ensure_experiment("unit-tests", store.artifact_root)):
+            assert signal.getsignal(signal.SIGTERM) is not mine
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)

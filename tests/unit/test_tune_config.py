@@ -61,3 +61,19 @@ def test_an_unreachable_storage_stops_the_study_before_training(store, tmp_path:
                                       f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'optuna.db'}", "--json"])
     assert result.exit_code == 1 and "cannot open the Optuna storage" in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("sampler: {seed: -1}", "sampler.seed: Input should be greater than or equal to 0"),
+    ("sampler: {seed: 4294967296}", "sampler.seed: Input should be less than 4294967296"),
+    ("search_space: {epochs: {type: float, low: 1, high: 1000}}",
+     "search_space.epochs reaches 1000, more than 100: set train.max_steps (--max-steps) for longer trials"),
+    ("search_space: {epochs: {type: categorical, choices: [1, 1000000000]}}", "search_space.epochs reaches 1e+09"),
+])
+def test_tune_seeds_and_epochs_are_bounded(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_tune_config(tune_yaml(tmp_path, body), {})
+    assert message in str(err.value)
+    with_steps = load_tune_config(tune_yaml(tmp_path, "search_space: {epochs: {type: float, low: 1, high: 1000}}"),
+                                  {"max_steps": 50})
+    assert with_steps.search_space["epochs"].high == 1000
