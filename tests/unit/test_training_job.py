@@ -213,3 +213,17 @@ def test_a_tracked_run_gives_back_the_previous_sigterm_handler(store) -> None:
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_retraining_from_a_registered_version_verifies_it_first(store, tiny_model: Path, pairs_file: Path,
+                                                                 unique_name: str) -> None:
+    """Training from production (``models:/NAME/V``) goes through the same verified path as the gate."""
+    from evaluation.errors import ModelError
+    from tests.unit.test_served_is_verified import auto_map, stored_root
+
+    assert train(store, tiny_model, pairs_file, unique_name).version == "1"
+    assert train(store, f"models:/{unique_name}/01", pairs_file, unique_name).version == "2"
+    auto_map(stored_root(unique_name, "1"))
+    with pytest.raises(ModelError, match=f"models:/{unique_name}/1: its files are missing or unusable.*auto_map"):
+        train(store, f"models:/{unique_name}/1", pairs_file, unique_name)
+    assert sorted(str(v.version) for v in versions(unique_name)) == ["1", "2"]  # nothing registered
