@@ -22,7 +22,6 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from evaluation.cache import weights_digest
 from evaluation.errors import EmbedopsError, ModelError
@@ -31,6 +30,7 @@ from evaluation.models import FLAVOR_FOLDER, check_model_folder, check_safetenso
 from evaluation.models import load_sentence_transformer as load_folder
 from registry import store
 from registry.contract import MANIFEST_FILE, MANIFEST_TAG, manifest_digest, manifest_problems
+from registry.names import validate_name
 from registry.store import VersionInfo
 
 
@@ -117,7 +117,7 @@ def version_for(ref: str) -> VersionInfo | None:
         return None
     name, which = parsed
     if which.startswith("@"):
-        version = store.alias_version(store.validate_name(name), which[1:])
+        version = store.alias_version(validate_name(name), which[1:])
         if version is None:
             raise store.RegistryError(f"{name} has no alias '{which[1:]}' (see `embedops models {name}`)")
         which = version
@@ -147,7 +147,3 @@ def alias_file_problems(name: str) -> list[tuple[str, str, str | None]]:
         else:
             found.append((alias, version, None))
     return found
-
-
-def describe(info: VersionInfo) -> dict[str, Any]:
-    return {"model": info.name, "version": info.version, "manifest_sha256": info.tags.get(MANIFEST_TAG)}

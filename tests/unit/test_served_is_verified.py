@@ -18,7 +18,7 @@ from embedops.cli import app
 from evaluation.errors import ModelError
 from evaluation.models import FLAVOR_FOLDER, check_model_folder, strip_remote_code
 from registry.ledger import Ledger
-from registry.store import alias_version, list_versions
+from registry.store import RegistryError, alias_version, list_versions
 from tests.conftest import HELPCENTER
 
 runner = CliRunner()
@@ -168,3 +168,13 @@ def test_a_version_tampered_in_the_store_is_refused_everywhere(store, tiny_model
         assert code == 1 and f"models:/{name}/1" in err and "unexpected" not in err, (argv, err)
     assert not (store.home / "serving" / name / "v1" / "model").exists()  # nothing was left to serve
     assert moves(store, name) == after  # reading moves nothing
+
+
+def test_register_names_a_truncated_weights_file(store, tiny_model: Path, unique_name: str, tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(tiny_model, tmp_path / "cut"))
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # an interrupted copy
+    code, err = cli("register", str(folder), "--name", unique_name)
+    assert code == 1 and "model.safetensors is corrupt" in err and "unexpected" not in err, err
+    with pytest.raises(RegistryError, match="no registered model"):
+        list_versions(unique_name)
