@@ -21,6 +21,7 @@ import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from evaluation.cache import weights_digest
@@ -130,7 +131,10 @@ def load_reference(ref: str | Path) -> LoadedModel:
     from evaluation.job import load_for_evaluation
 
     info = version_for(str(ref))
-    return load_version(info) if info else load_for_evaluation(ref)
+    if info is None:
+        return load_for_evaluation(ref)
+    # Reported as the user wrote it (an MLproject run already logged that as its `model` param).
+    return replace(load_version(info), ref=str(ref))
 
 
 def alias_file_problems(name: str) -> list[tuple[str, str, str | None]]:
