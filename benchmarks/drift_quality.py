@@ -23,7 +23,7 @@ import numpy as np
 from common import REPO, machine, require_dataset, today
 
 sys.path.insert(0, str(REPO))
-from embedops.settings import apply_offline_env
+from embedops.core.settings import apply_offline_env
 
 apply_offline_env()
 

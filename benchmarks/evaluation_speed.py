@@ -22,7 +22,7 @@ import numpy as np
 from common import REPO, machine, require_dataset, today
 
 sys.path.insert(0, str(REPO))
-from embedops.settings import apply_offline_env
+from embedops.core.settings import apply_offline_env
 
 apply_offline_env()
 
@@ -92,7 +92,7 @@ def main() -> None:
         home = Path(tmp)
         os.environ["EMBEDOPS_HOME"] = str(home)
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-        from embedops.settings import configure
+        from embedops.core.settings import configure
 
         configure()
         import mlflow

@@ -21,7 +21,7 @@ import time
 from common import REPO, machine, require_dataset, today
 
 sys.path.insert(0, str(REPO))
-from embedops.settings import apply_offline_env
+from embedops.core.settings import apply_offline_env
 
 apply_offline_env()
 
@@ -33,7 +33,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["EMBEDOPS_HOME"] = tmp
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-        from embedops.settings import configure
+        from embedops.core.settings import configure
 
         settings = configure()
         from evaluation.job import run_evaluation

@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from embedops.settings import apply_offline_env
+    from embedops.core.settings import apply_offline_env
 
     apply_offline_env()
     from tests.conftest import HELPCENTER, read_jsonl, write_jsonl
@@ -36,7 +36,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["EMBEDOPS_HOME"] = str(Path(tmp) / "home")
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-        from embedops.settings import configure
+        from embedops.core.settings import configure
 
         settings = configure()
         texts = [d["title"] + " " + d["text"] for d in read_jsonl(HELPCENTER / "corpus.jsonl")]

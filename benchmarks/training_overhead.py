@@ -23,7 +23,7 @@ from pathlib import Path
 from common import REPO, machine, today
 
 sys.path.insert(0, str(REPO))
-from embedops.settings import apply_offline_env
+from embedops.core.settings import apply_offline_env
 
 apply_offline_env()
 
@@ -83,7 +83,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         os.environ["EMBEDOPS_HOME"] = home
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-        from embedops.settings import configure
+        from embedops.core.settings import configure
 
         settings = configure()
         import mlflow

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from embedops.settings import Settings, apply_offline_env, configure
+from embedops.core.settings import Settings, apply_offline_env, configure
 
 apply_offline_env()  # before anything imports transformers or mlflow
 
@@ -34,7 +34,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def run_job(job: Callable[[Settings], dict[str, Any]], render: Callable[[dict[str, Any], Settings], None], *,
             as_json: bool, debug: bool, exit_code: Callable[[dict[str, Any]], int] | None = None) -> None:
     """Run ``job`` with the store configured; map errors to one line and an exit code."""
-    from evaluation.errors import EmbedopsError, Terminated
+    from embedops.core.errors import EmbedopsError, Terminated
     from registry.promotion import GateRejected
 
     logging.basicConfig(level=logging.INFO if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -242,9 +242,9 @@ def evaluate(
     def job(settings: Settings) -> dict[str, Any]:
         from dataclasses import replace
 
+        from embedops.core.names import validate_name
         from evaluation.job import run_evaluation
         from evaluation.tracking import log_evaluation
-        from registry.names import validate_name
 
         validate_name(experiment, "experiment name")
         from registry.verified import load_reference
@@ -283,7 +283,7 @@ ActorOpt = Annotated[str | None, opt("Who is acting (default: EMBEDOPS_ACTOR, el
 
 def registry_context(settings: Settings, who: str | None, policy_managers: list[str],
                      default_actor: str | None = None) -> Any:
-    from embedops.settings import release_managers
+    from embedops.core.settings import release_managers
     from registry.access import model_grant, resolve_actor
     from registry.ledger import Ledger
     from registry.promotion import Context
@@ -476,7 +476,7 @@ def history(
 def parse_time(value: str | None, flag: str) -> Any:
     import datetime as dt
 
-    from evaluation.errors import ConfigError
+    from embedops.core.errors import ConfigError
 
     if not value:
         return None
@@ -617,12 +617,12 @@ def retrain(
     """Train a candidate on fresh data, register it and gate it (promote only with auto_promote: true)."""
 
     def job(settings: Settings) -> dict[str, Any]:
-        from evaluation.errors import ConfigError
+        from embedops.core.errors import ConfigError
 
         if reset_breaker:
+            from embedops.core.names import validate_name
             from monitoring.state import TriggerStore
             from registry.ledger import Ledger
-            from registry.names import validate_name
 
             TriggerStore(Ledger(settings.ledger_url)).reset_breaker(validate_name(reset_breaker))
             return {"model": reset_breaker, "breaker": "reset"}

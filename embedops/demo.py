@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation.errors import ConfigError, EmbedopsError
+from embedops.core.errors import ConfigError, EmbedopsError
 
 MODEL = "helpcenter-embedder"
 MARKER = ".embedops-demo"
@@ -114,8 +114,8 @@ def artifact_file(run_id: str | None, path: str) -> str | None:
 def run_demo(settings: Any, examples: Path, *, notify: Callable[[str], None], progress: bool = True,
              ) -> dict[str, Any]:
     """Run every step in order; a step that errors stops the demo (later steps build on it)."""
+    from embedops.core.settings import actor
     from embedops.pipelines import load_retrain_config, retrain
-    from embedops.settings import actor
     from monitoring.config import load_drift_config
     from monitoring.job import run_drift
     from monitoring.state import TriggerStore

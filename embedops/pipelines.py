@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from evaluation.yamlconfig import build_config, read_yaml_mapping
-from registry.names import validate_name
+from embedops.core.config import build_config, read_yaml_mapping
+from embedops.core.names import validate_name
 
 
 class RetrainConfig(BaseModel):
@@ -67,7 +67,7 @@ def retrain(cfg: RetrainConfig, ctx: Any, *, artifact_root: str | None, trigger:
     overrides = {k: v for k, v in cfg.train.items() if k in TrainConfig.model_fields}
     unknown = sorted(set(cfg.train) - set(overrides))
     if unknown:
-        from evaluation.errors import ConfigError
+        from embedops.core.errors import ConfigError
 
         raise ConfigError(f"retrain config: unknown training settings {unknown}")
     overrides |= {"model_name": cfg.model_name, "golden": cfg.golden, "golden_split": cfg.golden_split}
@@ -105,7 +105,7 @@ def default_reference(name: str, *, size: int, seed: int) -> Any:
     """
     import random
 
-    from evaluation.errors import ConfigError
+    from embedops.core.errors import ConfigError
     from monitoring.windows import Window, text_digest
     from registry.store import PRODUCTION, RegistryError, alias_version, client, get_version
     from training.data import load_training_data

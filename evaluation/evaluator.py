@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from evaluation.errors import ModelError
+from embedops.core.errors import ModelError
 from evaluation.golden import GoldenSet
 from evaluation.metrics import DEPTH, mean_metrics, query_metrics, rank_by_score
 from evaluation.retrieval import top_k

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluation.errors import GoldenSetError
-from evaluation.text import check_text
+from embedops.core.errors import GoldenSetError
+from embedops.core.text import check_text
 
 log = logging.getLogger(__name__)
 

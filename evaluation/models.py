@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluation.errors import ModelError
+from embedops.core.errors import ModelError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evaluation.yamlconfig import build_config, read_yaml_mapping
+from embedops.core.config import build_config, read_yaml_mapping
 from monitoring.trigger import TriggerPolicy
 from monitoring.windows import MIN_WINDOW_TEXTS
 

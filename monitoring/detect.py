@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
-from evaluation.errors import DataError
+from embedops.core.errors import DataError
 from monitoring.windows import MIN_WINDOW_TEXTS
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from embedops.core.runs import ensure_experiment
 from evaluation.cache import CacheKey, EmbeddingCache
 from evaluation.evaluator import encode
 from evaluation.precision import autocast, effective_precision
-from evaluation.tracking import ensure_experiment
 from monitoring.config import DriftConfig
 from monitoring.detect import drift_scores
 from monitoring.state import TriggerStore

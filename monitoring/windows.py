@@ -9,8 +9,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.errors import DataError
-from evaluation.text import check_text
+from embedops.core.errors import DataError
+from embedops.core.text import check_text
 
 # The fewest texts a window may hold for a drift score to mean anything: the domain classifier is
 # scored on a random half of the pooled texts, and with a one-text window that half lacked it in every

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from evaluation.errors import ServiceUnavailableError
+from embedops.core.errors import ServiceUnavailableError
 from registry.moves import UPDATE_GRANTS, NotAuthorizedError
 
 CURRENT_USER = "/api/2.0/mlflow/users/current"
@@ -79,7 +79,7 @@ def _ask_current_user(tracking_uri: str, user: str, password: str | None) -> str
 def resolve_actor(tracking_uri: str, explicit: str | None, default: str | None = None) -> str:
     """The authenticated MLflow user where there is one (``--actor`` may only repeat it); else
     ``--actor``, ``EMBEDOPS_ACTOR``, ``default`` or the OS user, as on a single-user setup."""
-    from embedops.settings import actor
+    from embedops.core.settings import actor
 
     user = authenticated_user(tracking_uri)
     if user is None:

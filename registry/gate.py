@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from evaluation.errors import EmbedopsError
+from embedops.core.errors import EmbedopsError
 from evaluation.significance import compare_paired, paired_arrays
 from registry.policy import GatePolicy
 

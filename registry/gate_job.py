@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.errors import ModelError
+from embedops.core.errors import ModelError
 from evaluation.golden import GoldenSet
 from evaluation.job import EvaluationReport, LoadedModel, evaluate_loaded
 from evaluation.latency import paired_latency, percentiles_ms

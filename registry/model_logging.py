@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from evaluation.errors import ModelError
+from embedops.core.errors import ModelError
 from evaluation.evaluator import encode
 from evaluation.models import check_model_folder, download_model, load_sentence_transformer
 from registry.contract import (

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from evaluation.errors import EmbedopsError
+from embedops.core.errors import EmbedopsError
 from registry import store
 from registry.ledger import Action, Ledger
 from registry.store import PREVIOUS, PRODUCTION, RegistryError

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from embedops.core.config import build_config, read_yaml_mapping
 from evaluation.metrics import METRIC_NAMES
-from evaluation.yamlconfig import build_config, read_yaml_mapping
 
 
 class GatePolicy(BaseModel):

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from evaluation.errors import ConfigError, EmbedopsError
+from embedops.core.errors import ConfigError, EmbedopsError
+from embedops.core.names import parse_version, validate_name
+from embedops.core.runs import ensure_experiment
 from evaluation.golden import load_golden_set
-from evaluation.tracking import ensure_experiment
 from registry import store
 from registry.gate import GateDecision
 from registry.ledger import Ledger
 from registry.moves import authorize, move_production, recorded
-from registry.names import parse_version, validate_name
 from registry.policy import GatePolicy
 from registry.report import render_html
 from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, RegistryError

@@ -6,7 +6,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from evaluation.errors import ModelError
+from embedops.core.errors import ModelError
+from embedops.core.names import validate_name
+from embedops.core.runs import ensure_experiment, tracked_run
 from evaluation.evaluator import evaluate
 from evaluation.golden import load_golden_set
 from evaluation.models import (
@@ -17,9 +19,7 @@ from evaluation.models import (
     load_sentence_transformer,
 )
 from evaluation.models import strip_remote_code as strip_code
-from evaluation.tracking import ensure_experiment, tracked_run
 from registry import model_logging
-from registry.names import validate_name
 
 REGISTER_EXPERIMENT = "embedops-registry"
 

@@ -23,8 +23,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedops.core.names import validate_name
 from registry import store
-from registry.names import validate_name
 from registry.store import RegistryError
 from registry.verified import registered_manifest, verify_folder
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.errors import ModelError
+from embedops.core.errors import ModelError
 from evaluation.models import MLMODEL, check_model_folder, load_sentence_transformer
 from registry.contract import manifest_digest, manifest_problems
 from registry.serve import ENV_ALIAS, ENV_FOLDER, ENV_MANIFEST, ENV_MANIFEST_SHA, ENV_MODEL, ENV_VERSION

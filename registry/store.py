@@ -6,8 +6,8 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from evaluation.errors import EmbedopsError
-from registry.names import parse_version, validate_name
+from embedops.core.errors import EmbedopsError
+from embedops.core.names import parse_version, validate_name
 
 PRODUCTION, PREVIOUS, CANDIDATE = "production", "previous", "candidate"
 ALIASES = (PRODUCTION, PREVIOUS, CANDIDATE)

@@ -24,14 +24,14 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from embedops.core.errors import EmbedopsError, ModelError
+from embedops.core.names import validate_name
 from evaluation.cache import weights_digest
-from evaluation.errors import EmbedopsError, ModelError
 from evaluation.job import LoadedModel
 from evaluation.models import FLAVOR_FOLDER, check_model_folder, check_safetensors, download_model
 from evaluation.models import load_sentence_transformer as load_folder
 from registry import store
 from registry.contract import MANIFEST_FILE, MANIFEST_TAG, manifest_digest, manifest_problems
-from registry.names import validate_name
 from registry.store import VersionInfo
 
 

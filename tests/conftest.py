@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from embedops.settings import apply_offline_env
+from embedops.core.settings import apply_offline_env
 
 apply_offline_env()
 
@@ -48,7 +48,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     saved = {k: os.environ.get(k) for k in ("EMBEDOPS_HOME", "MLFLOW_TRACKING_URI")}
     os.environ["EMBEDOPS_HOME"] = str(home)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    from embedops.settings import configure
+    from embedops.core.settings import configure
 
     yield configure()
     for key, value in saved.items():
@@ -63,7 +63,7 @@ class Stack:
     """Where a test's state lives: the embedded default, or the team's PostgreSQL + mlflow server."""
 
     name: str
-    settings: Any  # embedops.settings.Settings, pointed at this stack
+    settings: Any  # embedops.core.settings.Settings, pointed at this stack
     env: dict[str, str]  # the environment a subprocess needs to use the same stack
     ledger_url: str
     optuna_url: str
@@ -73,7 +73,7 @@ class Stack:
 def stack(request: pytest.FixtureRequest, store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """One suite over both stacks, the way Optuna runs its tests over every storage. The server
     stack is what `.ci/services start` runs; elsewhere its half of the suite skips, saying why."""
-    from embedops.settings import configure
+    from embedops.core.settings import configure
 
     if request.param == "server":
         uri, pg = os.environ.get("EMBEDOPS_TEST_MLFLOW_URI"), os.environ.get("EMBEDOPS_TEST_PG_URL")

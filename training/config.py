@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from embedops.core.config import build_config, read_yaml_mapping
+from embedops.core.names import validate_name
 from evaluation.models import is_mlflow_uri
-from evaluation.yamlconfig import build_config, read_yaml_mapping
-from registry.names import validate_name
 
 LossName = Literal["contrastive", "cached_contrastive", "triplet"]
 # Fields holding paths: relative values in a YAML file are read relative to that file.

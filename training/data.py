@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluation.errors import DataError
+from embedops.core.errors import DataError
+from embedops.core.text import check_text
 from evaluation.golden import load_golden_set
-from evaluation.text import check_text
 
 if TYPE_CHECKING:
     import datasets

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evaluation.errors import ConfigError
+from embedops.core.errors import ConfigError
+from embedops.core.runs import ensure_experiment, tracked_run
 from evaluation.evaluator import evaluate
 from evaluation.golden import load_golden_set
 from evaluation.models import (
@@ -27,7 +28,6 @@ from evaluation.models import (
     load_sentence_transformer,
     resolve_model_folder,
 )
-from evaluation.tracking import ensure_experiment, tracked_run
 from registry import model_logging
 from training import tracking
 from training.config import TrainConfig

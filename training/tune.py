@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from evaluation.errors import ConfigError, EmbedopsError
-from evaluation.tracking import ensure_experiment
+from embedops.core.errors import ConfigError, EmbedopsError
+from embedops.core.runs import ensure_experiment
 from training.config import TrainConfig
 from training.tune_config import ParamSpec, TuneConfig
 

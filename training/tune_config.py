@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from evaluation.errors import ConfigError
+from embedops.core.config import build_config, read_yaml_mapping
+from embedops.core.errors import ConfigError
+from embedops.core.names import validate_name
 from evaluation.metrics import METRIC_NAMES
-from evaluation.yamlconfig import build_config, read_yaml_mapping
-from registry.names import validate_name
 from training.config import MAX_EPOCHS, PATH_FIELDS, SEED_RANGE, TrainConfig
 
 # Training fields a study may vary; the rest (data, names, paths) are fixed by the base config.

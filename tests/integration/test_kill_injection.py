@@ -19,7 +19,7 @@ ROUNDS, MAX_ROUNDS = 3, 8
 def test_killed_jobs_never_leave_an_unrecorded_or_broken_alias(tiny_model: Path, pairs_file: Path, tmp_path: Path,
                                                               unique_name: str, monkeypatch: pytest.MonkeyPatch
                                                               ) -> None:
-    from embedops.settings import configure
+    from embedops.core.settings import configure
 
     monkeypatch.setenv("EMBEDOPS_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -110,7 +110,7 @@ def test_a_dead_tracking_server_stops_a_job_before_it_starts(store, pairs_file, 
 def test_a_new_embedded_store_uses_write_ahead_logging(tmp_path, monkeypatch) -> None:
     import sqlite3
 
-    from embedops.settings import create_store_once, load_settings
+    from embedops.core.settings import create_store_once, load_settings
 
     monkeypatch.setenv("EMBEDOPS_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

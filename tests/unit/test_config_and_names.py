@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.errors import ConfigError, InvalidNameError
-from registry.names import validate_name
+from embedops.core.errors import ConfigError, InvalidNameError
+from embedops.core.names import validate_name
 from training.config import load_config
 
 
@@ -104,7 +104,7 @@ def test_a_lone_surrogate_in_a_config_file_names_the_file_and_setting(tmp_path: 
 def test_an_unwritable_home_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from embedops.settings import configure
+    from embedops.core.settings import configure
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # else the home is not where the store goes
     blocker = tmp_path / "somefile"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from embedops.core.errors import ConfigError, GoldenSetError
 from embedops.demo import MARKER, Step, prepare_home, run_steps, shuffled_pairs
-from evaluation.errors import ConfigError, GoldenSetError
 from tests.conftest import HELPCENTER, read_jsonl
 
 

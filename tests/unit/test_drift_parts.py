@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation.errors import DataError
+from embedops.core.errors import DataError
 from monitoring.detect import drift_scores
 from monitoring.tokens import token_signals
 from monitoring.windows import read_window
@@ -68,7 +68,7 @@ def test_token_signals_count_unknown_tokens_and_truncation(tiny_model: Path) -> 
 
 
 def test_a_model_returning_nan_stops_the_drift_job_with_a_model_error(tmp_path: Path) -> None:
-    from evaluation.errors import ModelError
+    from embedops.core.errors import ModelError
     from evaluation.job import LoadedModel
     from monitoring.job import embed_window
     from tests.keyword_encoder import KeywordEncoder
@@ -126,7 +126,7 @@ def test_drift_scores_refuse_a_one_text_window_and_never_return_nan(monkeypatch:
 
 
 def test_drift_config_refuses_samples_below_the_window_minimum(tmp_path: Path) -> None:
-    from evaluation.errors import ConfigError
+    from embedops.core.errors import ConfigError
     from monitoring.config import load_drift_config
 
     config = tmp_path / "drift.yaml"

@@ -13,8 +13,8 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from embedops.cli import app
+from embedops.core.errors import ModelError
 from evaluation.cache import CacheKey, EmbeddingCache
-from evaluation.errors import ModelError
 from evaluation.job import run_evaluation
 from evaluation.latency import latency_profile
 from tests.conftest import HELPCENTER

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation.errors import ConfigError
+from embedops.core.errors import ConfigError
 from registry.gate import Evidence, GateError, decide
 from registry.policy import GatePolicy, load_policy
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation.errors import GoldenSetError, ModelError
+from embedops.core.errors import GoldenSetError, ModelError
 from evaluation.evaluator import evaluate
 from evaluation.golden import load_golden_set
 from evaluation.retrieval import top_k

@@ -16,12 +16,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from evaluation.errors import EmbedopsError
+from embedops.core.config import build_config, read_yaml_mapping
+from embedops.core.errors import EmbedopsError
+from embedops.core.names import validate_name
 from evaluation.golden import load_golden_set
-from evaluation.yamlconfig import build_config, read_yaml_mapping
 from monitoring.config import DriftConfig
 from monitoring.windows import read_window
-from registry.names import validate_name
 from registry.policy import GatePolicy
 from training.config import TrainConfig
 from training.data import load_training_data
@@ -282,8 +282,8 @@ def test_invalid_unicode_in_traffic_is_a_typed_error_naming_the_line(
        loader=st.sampled_from(["train", "tune", "drift", "policy", "retrain"]))
 def test_invalid_unicode_in_a_config_file_is_a_config_error(key: str, nested: bool, prefix: str, suffix: str,
                                                              bad: tuple, loader: str) -> None:
+    from embedops.core.errors import ConfigError
     from embedops.pipelines import load_retrain_config
-    from evaluation.errors import ConfigError
     from monitoring.config import load_drift_config
     from registry.policy import load_policy
     from training.config import load_config

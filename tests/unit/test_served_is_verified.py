@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from embedops.cli import app
-from evaluation.errors import ModelError
+from embedops.core.errors import ModelError
 from evaluation.models import FLAVOR_FOLDER, check_model_folder, strip_remote_code
 from registry.ledger import Ledger
 from registry.store import RegistryError, alias_version, list_versions

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evaluation.errors import DataError
+from embedops.core.errors import DataError
 from tests.conftest import HELPCENTER
 from training.data import load_training_data
 
@@ -114,7 +114,7 @@ def test_invalid_unicode_names_the_file_row_and_field(tmp_path: Path, name: str)
 
 
 def test_invalid_unicode_in_a_beir_folder_is_refused(tmp_path: Path) -> None:
-    from evaluation.errors import GoldenSetError
+    from embedops.core.errors import GoldenSetError
     from tests.unit.test_golden_and_retrieval import CORPUS, QRELS, QUERIES, make_beir
 
     root = make_beir(tmp_path / "beir", CORPUS, [*QUERIES[:3], {"_id": "q4", "text": "broken \udfff"}], QRELS,

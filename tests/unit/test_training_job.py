@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from evaluation.errors import ConfigError, DataError, ModelError
+from embedops.core.errors import ConfigError, DataError, ModelError
 from evaluation.models import load_sentence_transformer
 from tests.conftest import HELPCENTER, read_jsonl, write_jsonl
 from training.config import load_config
@@ -201,7 +201,7 @@ def test_sigterm_fails_the_run_like_ctrl_c_and_registers_nothing(store, tiny_mod
 def test_a_tracked_run_gives_back_the_previous_sigterm_handler(store) -> None:
     import signal
 
-    from evaluation.tracking import ensure_experiment, tracked_run
+    from embedops.core.runs import ensure_experiment, tracked_run
 
     def mine(signum: int, frame: object) -> None:
         pass
@@ -218,7 +218,7 @@ def test_a_tracked_run_gives_back_the_previous_sigterm_handler(store) -> None:
 def test_retraining_from_a_registered_version_verifies_it_first(store, tiny_model: Path, pairs_file: Path,
                                                                  unique_name: str) -> None:
     """Training from production (``models:/NAME/V``) goes through the same verified path as the gate."""
-    from evaluation.errors import ModelError
+    from embedops.core.errors import ModelError
     from tests.unit.test_served_is_verified import auto_map, stored_root
 
     assert train(store, tiny_model, pairs_file, unique_name).version == "1"

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from embedops.cli import app
-from evaluation.errors import ConfigError
+from embedops.core.errors import ConfigError
 from tests.conftest import EXAMPLES, HELPCENTER
 from training.tune_config import load_tune_config
 

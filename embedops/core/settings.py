@@ -109,7 +109,7 @@ def prepare_home(home: Path) -> None:
     """
     import tempfile
 
-    from evaluation.errors import ConfigError
+    from embedops.core.errors import ConfigError
 
     try:
         home.mkdir(parents=True, exist_ok=True)
@@ -154,7 +154,7 @@ def check_tracking_server(uri: str, attempts: int = TRACKING_ATTEMPTS) -> None:
     import urllib.error
     import urllib.request
 
-    from evaluation.errors import ServiceUnavailableError
+    from embedops.core.errors import ServiceUnavailableError
 
     if not uri.startswith(("http://", "https://")):
         return

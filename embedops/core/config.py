@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from evaluation.errors import ConfigError
-from evaluation.text import unicode_problem
+from embedops.core.errors import ConfigError
+from embedops.core.text import unicode_problem
 
 C = TypeVar("C", bound=BaseModel)
 

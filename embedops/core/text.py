@@ -7,7 +7,7 @@ or a digest, with a ``UnicodeEncodeError`` that names neither the file nor the r
 
 from __future__ import annotations
 
-from evaluation.errors import DataError
+from embedops.core.errors import DataError
 
 
 def unicode_problem(value: str) -> str | None:
