@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from embedops.core.settings import Settings, apply_offline_env, configure
+from evaluation.golden import DEFAULT_SPLIT
 
 apply_offline_env()  # before anything imports transformers or mlflow
 
@@ -224,7 +225,7 @@ def tune(
 def evaluate(
     model: Annotated[str, opt("Model: models:/NAME/VERSION, models:/NAME@ALIAS, runs:/ID/model or a folder.")],
     golden: Annotated[str, opt("BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
-    split: Annotated[str, opt("Split of the golden set.")] = "test",
+    split: Annotated[str, opt("Split of the golden set.")] = DEFAULT_SPLIT,
     precision: Annotated[str, opt("fp32 | bf16 (autocast where the CPU/GPU runs bf16 natively).")] = "fp32",
     batch_size: Annotated[int, opt("Texts per encode batch.")] = 32,
     latency_calls: Annotated[int, opt("Single-text encode calls for latency percentiles (0: skip).")] = 100,
@@ -314,7 +315,7 @@ def register(
                                               "logged model: runs:/RUN_ID/model (a `train --no-register` run).")],
     name: Annotated[str, opt("Registered model name.")],
     golden: Annotated[str | None, opt("BEIR folder: record the version's golden-set metrics.")] = None,
-    golden_split: Annotated[str, opt("Split of the golden set.")] = "test",
+    golden_split: Annotated[str, opt("Split of the golden set.")] = DEFAULT_SPLIT,
     strip_remote_code: Annotated[
         bool, opt("Drop auto_map entries and *.py files instead of refusing the folder (recorded on the "
                   "version); embedops never runs a model's own code either way.", "--strip-remote-code")
@@ -474,17 +475,15 @@ def history(
 
 
 def parse_time(value: str | None, flag: str) -> Any:
-    import datetime as dt
-
     from embedops.core.errors import ConfigError
+    from embedops.core.times import parse_iso
 
     if not value:
         return None
     try:
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_iso(value)
     except ValueError:
         raise ConfigError(f"{flag} '{value}' is not an ISO time (e.g. 2026-11-26T14:05:00Z)") from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def retrain_callable(settings: Settings, config_path: Path, who: str | None) -> Any:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from embedops.core.config import build_config, read_yaml_mapping
 from embedops.core.names import validate_name
+from evaluation.golden import DEFAULT_SPLIT
 
 
 class RetrainConfig(BaseModel):
@@ -20,7 +21,7 @@ class RetrainConfig(BaseModel):
     train: dict[str, Any] = Field(..., description="training config: data, loss, epochs, ...")
     start_from: Literal["production", "base"] = "production"
     golden: str
-    golden_split: str = "test"
+    golden_split: str = DEFAULT_SPLIT
     policy: str | None = Field(None, description="gate policy YAML (default: the documented policy)")
     auto_promote: bool = Field(False, description="promote a candidate that passes the gate without a person")
 

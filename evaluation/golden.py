@@ -13,6 +13,9 @@ from pathlib import Path
 from embedops.core.errors import GoldenSetError
 from embedops.core.text import check_text
 
+# The split every comparison is made on unless a command, config or policy names another: the gate's.
+DEFAULT_SPLIT = "test"
+
 log = logging.getLogger(__name__)
 
 
@@ -112,7 +115,7 @@ def _read_qrels(path: Path) -> list[tuple[int, str, str, int]]:
     return rows
 
 
-def load_golden_set(path: str | Path, split: str = "test", *, strict: bool = False,
+def load_golden_set(path: str | Path, split: str = DEFAULT_SPLIT, *, strict: bool = False,
                     drop_self_matches: bool = False) -> GoldenSet:
     """Load one split of a BEIR folder.
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from evaluation.cache import CacheKey, EmbeddingCache, weights_digest
 from evaluation.evaluator import EvaluationResult, encode, evaluate
-from evaluation.golden import GoldenSet, load_golden_set
+from evaluation.golden import DEFAULT_SPLIT, GoldenSet, load_golden_set
 from evaluation.latency import latency_profile
 from evaluation.models import load_sentence_transformer, resolve_model_folder
 from evaluation.precision import autocast, effective_precision
@@ -84,7 +84,7 @@ def evaluate_loaded(loaded: LoadedModel, golden: GoldenSet, *, cache_dir: Path |
     return report, result
 
 
-def run_evaluation(model_ref: str | Path, golden_dir: str | Path, split: str = "test", *,
+def run_evaluation(model_ref: str | Path, golden_dir: str | Path, split: str = DEFAULT_SPLIT, *,
                    cache_dir: Path | None = None, precision: str = "fp32", strict: bool = False,
                    drop_self_matches: bool = False, batch_size: int = 32, latency_calls: int = 0,
                    progress: bool = True, loader: Callable[[str | Path], LoadedModel] | None = None,

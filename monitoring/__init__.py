@@ -1,1 +1,2 @@
-"""Drift jobs over traffic windows and the safe retrain trigger (issue 5: not built yet)."""
+"""Drift jobs over traffic windows and the safe retrain trigger (cooldown, idempotency, one retrain at a
+time, a circuit breaker)."""

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import stats
 
 from embedops.core.errors import DataError
+from monitoring.trigger import RETRAIN_THRESHOLD
 from monitoring.windows import MIN_WINDOW_TEXTS
 
 
@@ -46,7 +47,7 @@ def classifier_auc(reference: np.ndarray, current: np.ndarray) -> float:
     from evidently.metrics.embeddings import ModelDriftMethod
 
     # The method adds a 'target' column to the frames it is given: hand it fresh ones.
-    auc, _, _ = ModelDriftMethod(threshold=0.55)(embedding_frame(current), embedding_frame(reference))
+    auc, _, _ = ModelDriftMethod(threshold=RETRAIN_THRESHOLD)(embedding_frame(current), embedding_frame(reference))
     return float(auc)
 
 

@@ -16,13 +16,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The domain classifier's ROC-AUC at or above which a window counts as drifted (benchmarks/drift_quality.py:
+# 20% new-topic traffic caught every time at 1k windows, no false alarm in 20 same-distribution windows).
+RETRAIN_THRESHOLD = 0.55
+
 Action = Literal["none", "retrain"]
 
 
 class TriggerPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    retrain_threshold: float = Field(0.55, gt=0.5, le=1, description="AUC at or above this counts as drift")
+    retrain_threshold: float = Field(RETRAIN_THRESHOLD, gt=0.5, le=1,
+                                     description="AUC at or above this counts as drift")
     consecutive: int = Field(2, ge=1, le=100, description="windows in a row over the threshold")
     high_threshold: float = Field(0.60, gt=0.5, le=1, description="one window at or above this is enough")
     cooldown_hours: float = Field(24, ge=0)

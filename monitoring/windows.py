@@ -11,6 +11,7 @@ from pathlib import Path
 
 from embedops.core.errors import DataError
 from embedops.core.text import check_text
+from embedops.core.times import parse_iso
 
 # The fewest texts a window may hold for a drift score to mean anything: the domain classifier is
 # scored on a random half of the pooled texts, and with a one-text window that half lacked it in every
@@ -42,10 +43,9 @@ def _parse_ts(value: object, path: Path, lineno: int) -> dt.datetime | None:
         raise DataError("expected an ISO-8601 string", path=str(path), row=lineno, field="ts")
     check_text(value, path=str(path), row=lineno, field="ts")
     try:
-        stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_iso(value)
     except ValueError:
         raise DataError(f"'{value[:40]}' is not an ISO-8601 time", path=str(path), row=lineno, field="ts") from None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
 
 
 def read_window(path: str | Path, *, start: dt.datetime | None = None, end: dt.datetime | None = None,

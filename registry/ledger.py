@@ -23,6 +23,8 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from embedops.core.times import parse_iso
+
 Action = Literal["promote", "rollback", "retrain", "candidate", "repair"]
 Outcome = Literal["success", "rejected", "conflict", "failed", "denied", "pending"]
 
@@ -106,7 +108,7 @@ def format_ts(at: dt.datetime) -> str:
 
 
 def parse_ts(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parse_iso(value)
 
 
 def interrupted(rows: list[Move]) -> list[Move]:

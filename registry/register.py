@@ -10,7 +10,7 @@ from embedops.core.errors import ModelError
 from embedops.core.names import validate_name
 from embedops.core.runs import ensure_experiment, tracked_run
 from evaluation.evaluator import evaluate
-from evaluation.golden import load_golden_set
+from evaluation.golden import DEFAULT_SPLIT, load_golden_set
 from evaluation.models import (
     check_model_folder,
     check_safetensors,
@@ -24,7 +24,7 @@ from registry import model_logging
 REGISTER_EXPERIMENT = "embedops-registry"
 
 
-def register_folder(path: str | Path, name: str, *, golden: str | None = None, golden_split: str = "test",
+def register_folder(path: str | Path, name: str, *, golden: str | None = None, golden_split: str = DEFAULT_SPLIT,
                     base_model: str | None = None, artifact_root: str | None = None,
                     strip_remote_code: bool = False, progress: bool = True) -> dict[str, Any]:
     """Log ``path`` as a model with its contract tags (and golden metrics), verify it, register it.

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from embedops.core.config import build_config, read_yaml_mapping
 from embedops.core.names import validate_name
+from evaluation.golden import DEFAULT_SPLIT
 from evaluation.models import is_mlflow_uri
 
 LossName = Literal["contrastive", "cached_contrastive", "triplet"]
@@ -32,7 +33,7 @@ class TrainConfig(BaseModel):
     data: str = Field(..., description="JSONL/CSV/Parquet with anchor, positive[, negative], or a BEIR folder")
     data_split: str = Field("train", description="qrels split when data is a BEIR folder")
     golden: str | None = Field(None, description="BEIR folder to score the model on after training")
-    golden_split: str = "test"
+    golden_split: str = DEFAULT_SPLIT
 
     loss: LossName = "contrastive"
     scale: float = Field(20.0, gt=0, description="contrastive: similarity scale (inverse temperature)")

@@ -1,4 +1,4 @@
-"""Everything a training run writes to MLflow: the one edge of training that imports mlflow."""
+"""What a training run writes to MLflow besides the model: inputs, config, code version, the loss curve."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from embedops.core.config import build_config, read_yaml_mapping
 from embedops.core.errors import ConfigError
 from embedops.core.names import validate_name
+from evaluation.golden import DEFAULT_SPLIT
 from evaluation.metrics import METRIC_NAMES
 from training.config import MAX_EPOCHS, PATH_FIELDS, SEED_RANGE, TrainConfig
 
@@ -160,9 +161,9 @@ def load_tune_config(path: str | Path | None, train_overrides: dict[str, Any], *
     base = cfg.base()
     if not base.golden:
         raise ConfigError("tuning needs an objective: set train.golden (a BEIR folder) and train.golden_split")
-    if base.golden_split == "test":
-        raise ConfigError("the objective's golden split is 'test', the gate's split: tuning on it would leak "
-                          "(the gate would judge a model chosen to score well there). Use a dev split "
+    if base.golden_split == DEFAULT_SPLIT:
+        raise ConfigError(f"the objective's golden split is '{DEFAULT_SPLIT}', the gate's split: tuning on it "
+                          "would leak (the gate would judge a model chosen to score well there). Use a dev split "
                           "carved from the training queries (train.golden_split: dev)")
     cfg.study_name()
     return cfg
