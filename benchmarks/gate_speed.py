@@ -38,8 +38,8 @@ def main() -> None:
         settings = configure()
         from evaluation.job import run_evaluation
         from evaluation.tracking import log_evaluation
+        from registry.gate.policy import load_policy
         from registry.ledger import Ledger
-        from registry.policy import load_policy
         from registry.promotion import Context, promote
         from registry.register import register_folder
         from training.config import load_config

@@ -13,12 +13,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 
 from embedops.core.settings import Settings, apply_offline_env, configure
 from evaluation.golden import DEFAULT_SPLIT
+from evaluation.precision import Precision
+from training.config import LossName
 
 apply_offline_env()  # before anything imports transformers or mlflow
 
@@ -115,6 +117,21 @@ def opt(help_text: str, *names: str) -> Any:
     return typer.Option(*names, help=help_text)
 
 
+def choice_opt(help_text: str, choices: tuple[str, ...]) -> Any:
+    """An option whose values come from the type the job uses: a typo is a usage error (exit 2) naming them."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in choices:
+            raise typer.BadParameter(f"'{value}' is not one of {', '.join(choices)}")
+        return value
+
+    return typer.Option(help=f"{help_text} ({' | '.join(choices)})", callback=check)
+
+
+PRECISION_CHOICES = get_args(Precision)
+LOSS_CHOICES = get_args(LossName)
+
+
 @app.command()
 def train(
     config: Annotated[Path | None, opt("YAML training config; flags override it.", "--config", "-c")] = None,
@@ -122,7 +139,7 @@ def train(
     data_split: Annotated[str | None, opt("qrels split when --data is a BEIR folder.")] = None,
     golden: Annotated[str | None, opt("BEIR folder to score the model on after training.")] = None,
     golden_split: Annotated[str | None, opt("Split of the golden set.")] = None,
-    loss: Annotated[str | None, opt("contrastive | cached_contrastive | triplet")] = None,
+    loss: Annotated[str | None, choice_opt("Training loss.", LOSS_CHOICES)] = None,
     epochs: Annotated[float | None, opt("Passes over the data.")] = None,
     max_steps: Annotated[int | None, opt("Stop after N optimizer steps (overrides --epochs).")] = None,
     batch_size: Annotated[int | None, opt("Pairs per batch (in-batch negatives: bigger is harder).")] = None,
@@ -132,7 +149,8 @@ def train(
     hard_negatives: Annotated[
         bool | None, opt("Mine hard negatives with the base model.", "--hard-negatives/--no-hard-negatives")
     ] = None,
-    precision: Annotated[str | None, opt("fp32 | bf16 (autocast; faster on CPUs with AMX).")] = None,
+    precision: Annotated[str | None, choice_opt("Autocast precision; bf16 is faster on CPUs with AMX.",
+                                                 PRECISION_CHOICES)] = None,
     seed: Annotated[int | None, opt("Random seed.")] = None,
     evaluate_base: Annotated[bool, opt("Also score the base model on the golden set.", "--evaluate-base")] = False,
     register: Annotated[bool, opt("Register the model as a new version.", "--register/--no-register")] = True,
@@ -172,14 +190,14 @@ def tune(
     storage: Annotated[str | None, opt("Optuna storage URL (default: sqlite:///$EMBEDOPS_HOME/optuna.db).")] = None,
     study: Annotated[str | None, opt("Study name (default: <model name>-tune); reuse it to resume or share.")
                      ] = None,
-    loss: Annotated[str | None, opt("contrastive | cached_contrastive | triplet")] = None,
+    loss: Annotated[str | None, choice_opt("Training loss of every trial.", LOSS_CHOICES)] = None,
     epochs: Annotated[float | None, opt("Passes over the data (unless searched).")] = None,
     max_steps: Annotated[int | None, opt("Stop each trial after N steps.")] = None,
     batch_size: Annotated[int | None, opt("Pairs per batch (unless searched).")] = None,
     learning_rate: Annotated[float | None, opt("Peak learning rate (unless searched).")] = None,
     base_model: Annotated[str | None, opt("Local model folder (default: bundled all-MiniLM-L6-v2).")] = None,
     name: Annotated[str | None, opt("Registered model name for the best trial.")] = None,
-    precision: Annotated[str | None, opt("fp32 | bf16")] = None,
+    precision: Annotated[str | None, choice_opt("Autocast precision of every trial.", PRECISION_CHOICES)] = None,
     seed: Annotated[int | None, opt("Training seed of every trial.")] = None,
     register: Annotated[bool, opt("Register the best trial as a version (alias candidate).",
                                   "--register/--no-register")] = True,
@@ -226,7 +244,7 @@ def evaluate(
     model: Annotated[str, opt("Model: models:/NAME/VERSION, models:/NAME@ALIAS, runs:/ID/model or a folder.")],
     golden: Annotated[str, opt("BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
     split: Annotated[str, opt("Split of the golden set.")] = DEFAULT_SPLIT,
-    precision: Annotated[str, opt("fp32 | bf16 (autocast where the CPU/GPU runs bf16 natively).")] = "fp32",
+    precision: Annotated[str, choice_opt("Autocast where the CPU/GPU runs bf16 natively.", PRECISION_CHOICES)] = "fp32",
     batch_size: Annotated[int, opt("Texts per encode batch.")] = 32,
     latency_calls: Annotated[int, opt("Single-text encode calls for latency percentiles (0: skip).")] = 100,
     strict: Annotated[bool, opt("Fail on qrels that name unknown ids instead of skipping them.", "--strict")] = False,
@@ -396,7 +414,7 @@ def promote(
     """Gate a version against production and, if it passes, make it production (exit 3 if rejected)."""
 
     def job(settings: Settings) -> dict[str, Any]:
-        from registry.policy import load_policy
+        from registry.gate.policy import load_policy
         from registry.promotion import promote as promote_version
 
         gate_policy = load_policy(policy)
@@ -431,7 +449,7 @@ def rollback(
     """Point production back at the previous version (or --to-version), which must still load."""
 
     def job(settings: Settings) -> dict[str, Any]:
-        from registry.policy import load_policy
+        from registry.gate.policy import load_policy
         from registry.promotion import rollback as rollback_model
 
         ctx = registry_context(settings, actor_name, load_policy(policy).release_managers)

@@ -120,8 +120,8 @@ def run_demo(settings: Any, examples: Path, *, notify: Callable[[str], None], pr
     from monitoring.job import run_drift
     from monitoring.state import TriggerStore
     from monitoring.windows import read_window
+    from registry.gate.policy import load_policy
     from registry.ledger import Ledger
-    from registry.policy import load_policy
     from registry.promotion import Context, GateRejected, promote, rollback
     from registry.register import register_folder
     from registry.store import CANDIDATE, PRODUCTION, alias_version

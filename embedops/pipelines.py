@@ -56,7 +56,7 @@ def retrain(cfg: RetrainConfig, ctx: Any, *, artifact_root: str | None, trigger:
     """
     import mlflow
 
-    from registry.policy import load_policy
+    from registry.gate.policy import load_policy
     from registry.promotion import GateRejected, promote
     from registry.store import PRODUCTION, RegistryError, alias_version
     from training.config import TrainConfig, load_config

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from embedops.core.config import build_config, read_yaml_mapping
+from evaluation.precision import Precision
 from monitoring.trigger import TriggerPolicy
 from monitoring.windows import MIN_WINDOW_TEXTS
 
@@ -21,7 +22,7 @@ class DriftConfig(BaseModel):
     current_size: int = Field(2000, ge=MIN_WINDOW_TEXTS, description="texts sampled from the current window")
     reference_size: int = Field(5000, ge=MIN_WINDOW_TEXTS, description="texts sampled from the reference")
     seed: int = 0
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Precision = "fp32"
     pca_components: int | None = Field(64, ge=2, description="principal components the checks run on; null: all")
     report: Literal["never", "on_drift", "always"] = "on_drift"
     trigger: TriggerPolicy = Field(default_factory=TriggerPolicy)

@@ -16,11 +16,11 @@ from embedops.core.names import parse_version, validate_name
 from embedops.core.runs import ensure_experiment
 from evaluation.golden import load_golden_set
 from registry import store
-from registry.gate import GateDecision
+from registry.gate.decision import GateDecision
+from registry.gate.policy import GatePolicy
+from registry.gate.report import render_html
 from registry.ledger import Ledger
 from registry.moves import authorize, move_production, recorded
-from registry.policy import GatePolicy
-from registry.report import render_html
 from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, RegistryError
 
 PROMOTIONS_EXPERIMENT = "promotions"
@@ -115,7 +115,7 @@ def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden
     if current is not None and not skip_gate:
         if not golden_dir:
             raise ConfigError("the gate needs a golden set: pass --golden DIR or set golden: in the policy file")
-        from registry.gate_job import run_gate  # loads torch: only when a gate actually runs
+        from registry.gate.evidence import run_gate  # loads torch: only when a gate actually runs
 
         golden_set = load_golden_set(golden_dir, golden_split or policy.golden_split)
         with recorded_refusal(ctx, **refusal):

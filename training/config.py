@@ -11,6 +11,7 @@ from embedops.core.config import build_config, read_yaml_mapping
 from embedops.core.names import validate_name
 from evaluation.golden import DEFAULT_SPLIT
 from evaluation.models import is_mlflow_uri
+from evaluation.precision import Precision
 
 LossName = Literal["contrastive", "cached_contrastive", "triplet"]
 # Fields holding paths: relative values in a YAML file are read relative to that file.
@@ -54,7 +55,7 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.01, ge=0)
     seed: int = Field(42, ge=0, lt=SEED_RANGE, description="random seed, 0 to 2**32 - 1")
     max_seq_length: int | None = Field(None, gt=0, le=8192)
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Precision = "fp32"
     logging_steps: int = Field(5, gt=0)
 
     model_name: str = "embedops-model"

@@ -119,3 +119,17 @@ def test_a_new_embedded_store_uses_write_ahead_logging(tmp_path, monkeypatch) ->
     create_store_once(settings)
     with sqlite3.connect(settings.home / "mlflow.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize(("argv", "typo"), [
+    (["evaluate", "--model", "m", "--golden", "g", "--precision", "bf61"], "bf61"),
+    (["train", "--precision", "fp23"], "fp23"),
+    (["train", "--loss", "contrastiv"], "contrastiv"),
+    (["tune", "--loss", "triplets"], "triplets"),
+])
+def test_a_typo_in_a_choice_is_a_usage_error_naming_the_choices(argv: list[str], typo: str) -> None:
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output  # refused by the parser: nothing loaded, nothing logged
+    shown = " ".join(result.stderr.replace("│", " ").split())  # the usage box wraps lines
+    assert f"'{typo}' is not one of" in shown
+    assert ("fp32, bf16" in shown) or ("contrastive, cached_contrastive, triplet" in shown)

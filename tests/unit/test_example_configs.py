@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from embedops.pipelines import load_retrain_config
 from monitoring.config import load_drift_config
-from registry.policy import load_policy
+from registry.gate.policy import load_policy
 from tests.conftest import EXAMPLES, HELPCENTER
 from training.config import load_config
 

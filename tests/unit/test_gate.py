@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from embedops.core.errors import ConfigError
-from registry.gate import Evidence, GateError, decide
-from registry.policy import GatePolicy, load_policy
+from registry.gate.decision import Evidence, GateError, decide
+from registry.gate.policy import GatePolicy, load_policy
 
 DIGEST = "d" * 64
 

@@ -22,7 +22,7 @@ from embedops.core.names import validate_name
 from evaluation.golden import load_golden_set
 from monitoring.config import DriftConfig
 from monitoring.windows import read_window
-from registry.policy import GatePolicy
+from registry.gate.policy import GatePolicy
 from training.config import TrainConfig
 from training.data import load_training_data
 from training.tune_config import load_tune_config
@@ -285,7 +285,7 @@ def test_invalid_unicode_in_a_config_file_is_a_config_error(key: str, nested: bo
     from embedops.core.errors import ConfigError
     from embedops.pipelines import load_retrain_config
     from monitoring.config import load_drift_config
-    from registry.policy import load_policy
+    from registry.gate.policy import load_policy
     from training.config import load_config
 
     value = poisoned(prefix, bad, suffix)

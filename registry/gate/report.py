@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from registry.gate import GateDecision
+from registry.gate.decision import GateDecision
 
 PROD_COLOR, CAND_COLOR = "#8c96a8", "#2b6cb0"
 STYLE = """

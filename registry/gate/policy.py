@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from embedops.core.config import build_config, read_yaml_mapping
 from evaluation.golden import DEFAULT_SPLIT
 from evaluation.metrics import METRIC_NAMES
+from evaluation.precision import Precision
 
 
 class GatePolicy(BaseModel):
@@ -32,7 +33,7 @@ class GatePolicy(BaseModel):
     allow_reindex: bool = Field(False, description="accept a new dimension or tokenizer (the index must be rebuilt)")
     golden: str | None = Field(None, description="golden-set folder, if not given on the command line")
     golden_split: str = DEFAULT_SPLIT
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Precision = "fp32"
     release_managers: list[str] = Field(
         default_factory=list, description="who may move production; empty: anyone (single-user default)")
 

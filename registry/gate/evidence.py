@@ -12,9 +12,10 @@ from embedops.core.errors import ModelError
 from evaluation.golden import GoldenSet
 from evaluation.job import EvaluationReport, LoadedModel, evaluate_loaded
 from evaluation.latency import paired_latency, percentiles_ms
+from evaluation.precision import autocast, effective_precision
 from registry.contract import save_tokenizer, tokenizer_sha256
-from registry.gate import Evidence, GateDecision, decide
-from registry.policy import GatePolicy
+from registry.gate.decision import Evidence, GateDecision, decide
+from registry.gate.policy import GatePolicy
 from registry.store import VersionInfo
 from registry.verified import load_version
 
@@ -66,8 +67,9 @@ def run_gate(candidate: VersionInfo, production: VersionInfo, golden: GoldenSet,
     cand_latency: list[float] = []
     prod_latency: list[float] = []
     if policy.max_latency_increase is not None and cand_report is not None:
-        cand_calls, prod_calls = paired_latency(cand_model.model, prod_model.model, golden.query_texts,
-                                                calls=policy.latency_calls)
+        with autocast(effective_precision(policy.precision)):  # timed as it was scored and will serve
+            cand_calls, prod_calls = paired_latency(cand_model.model, prod_model.model, golden.query_texts,
+                                                    calls=policy.latency_calls)
         cand_latency, prod_latency = cand_calls.tolist(), prod_calls.tolist()
     prod_side = evidence(production, prod_model, prod_report.metrics,
                          {q: m[primary] for q, m in prod_result.per_query.items()}, golden, prod_latency)

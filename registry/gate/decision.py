@@ -1,7 +1,7 @@
 """The promotion gate's decision: a pure function from two sides' evidence and a policy to a verdict.
 
 No I/O here: the evidence (metrics, per-query scores, latency, contract facts) is gathered by
-``registry.gate_job``; tests build it by hand and check both verdicts.
+``registry.gate.evidence``; tests build it by hand and check both verdicts.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 from embedops.core.errors import EmbedopsError
 from evaluation.significance import compare_paired, paired_arrays
-from registry.policy import GatePolicy
+from registry.gate.policy import GatePolicy
 
 
 class GateError(EmbedopsError):
