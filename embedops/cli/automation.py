@@ -1,0 +1,168 @@
+"""Commands for automation (cron, Airflow, a Kubernetes CronJob): drift, retrain, doctor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from embedops.cli.common import (
+    ActorOpt,
+    DebugOpt,
+    ExitCode,
+    JsonOpt,
+    app,
+    opt,
+    parse_time,
+    registry_context,
+    run_job,
+)
+from embedops.core.settings import Settings
+
+
+def retrain_callable(settings: Settings, config_path: Path, who: str | None) -> Any:
+    from embedops.pipelines import load_retrain_config, retrain
+    from registry.access import require_can_register
+
+    cfg = load_retrain_config(config_path)
+    ctx = registry_context(settings, who, [], default_actor="embedops-retrain")
+    require_can_register(settings.tracking_uri, cfg.model_name)
+
+    def run(trigger: dict[str, Any]) -> dict[str, Any]:
+        return retrain(cfg, ctx, artifact_root=settings.artifact_root, trigger=trigger)
+
+    return run
+
+
+
+
+@app.command(rich_help_panel="Automation")
+def drift(
+    name: Annotated[str, typer.Argument(help="Registered model name (its production version embeds).")],
+    current: Annotated[Path, opt("Traffic: a JSONL file or a folder of them ({\"text\", \"ts\"} per line).")],
+    reference: Annotated[
+        str | None, opt("Reference texts in the same format (default: production's training queries).")
+    ] = None,
+    start: Annotated[str | None, opt("Current window start (ISO time, inclusive).")] = None,
+    end: Annotated[str | None, opt("Current window end (ISO time, exclusive).")] = None,
+    config: Annotated[Path | None, opt("Drift config YAML: window sizes, trigger thresholds, cooldown.")] = None,
+    retrain_config: Annotated[str | None, opt("Retrain config: lets a flagged window start a retrain.")] = None,
+    report: Annotated[bool, opt("Build the full Evidently HTML report even without drift.", "--report")] = False,
+    drift_exit_code: Annotated[
+        int, opt("Exit code when drift is flagged (0 under `mlflow run`, which fails a run on any other).")
+    ] = 4,
+    actor_name: ActorOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Compare recent traffic with a reference in the production model's embedding space (exit 4: drift)."""
+
+    def job(settings: Settings) -> dict[str, Any]:
+        from monitoring.config import load_drift_config
+        from monitoring.job import run_drift
+        from monitoring.state import TriggerStore
+        from monitoring.windows import read_window
+        from registry.ledger import Ledger
+
+        cfg = load_drift_config(config)
+        # Empty strings count as "not given": MLproject parameters cannot be left out.
+        if not reference:
+            from embedops.pipelines import default_reference
+
+            ref = default_reference(name, size=cfg.reference_size, seed=cfg.seed)
+        else:
+            ref = read_window(reference, size=cfg.reference_size, seed=cfg.seed)
+        cur = read_window(current, start=parse_time(start, "--start"), end=parse_time(end, "--end"),
+                          size=cfg.current_size, seed=cfg.seed)
+        hook = retrain_callable(settings, Path(retrain_config), actor_name) if retrain_config else None
+        return run_drift(name, ref, cur, cfg, trigger_store=TriggerStore(Ledger(settings.ledger_url)),
+                         cache_dir=settings.cache_dir, artifact_root=settings.artifact_root, retrain=hook,
+                         force_report=report)
+
+    def render(result: dict[str, Any], settings: Settings) -> None:
+        signals = result["tokenizer"]["current"]
+        typer.echo(f"drift     {result['model']} v{result['version']}: score (classifier AUC) {result['score']:.3f}, "
+                   f"threshold {result['threshold']}, KS p = {result['p_value']:.3g} "
+                   f"({result['ks_dimensions']} dimensions differ)")
+        typer.echo(f"windows   current {result['window']['current']}, reference {result['window']['reference']}; "
+                   f"unknown tokens {signals['unknown_token_rate']:.2%}, truncated {signals['truncation_rate']:.2%}")
+        typer.echo(f"verdict   {'DRIFT' if result['drifted'] else 'no drift'}; trigger: {result['trigger']['action']} "
+                   f"({result['trigger']['reason']})")
+        if result["retrain"]:
+            typer.echo(f"retrain   v{result['retrain']['version']} gate {result['retrain']['verdict']} "
+                       f"(decision run {result['retrain']['decision_run_id']})")
+        typer.echo(f"run       {result['run_id']}" + ("  (Evidently report logged)" if result["report_logged"] else ""))
+
+    run_job(job, render, as_json=as_json, debug=debug,
+            exit_code=lambda r: drift_exit_code if r["drifted"] else ExitCode.DONE)
+
+
+@app.command(rich_help_panel="Automation")
+def retrain(
+    config: Annotated[Path | None, opt("Retrain config YAML (model, training data, golden set, policy).")] = None,
+    reset_breaker: Annotated[str | None, opt("Reset the circuit breaker of this model and exit.")] = None,
+    actor_name: ActorOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train a candidate on fresh data, register it and gate it (promote only with auto_promote: true)."""
+
+    def job(settings: Settings) -> dict[str, Any]:
+        from embedops.core.errors import ConfigError
+
+        if reset_breaker:
+            from embedops.core.names import validate_name
+            from monitoring.state import TriggerStore
+            from registry.ledger import Ledger
+
+            TriggerStore(Ledger(settings.ledger_url)).reset_breaker(validate_name(reset_breaker))
+            return {"model": reset_breaker, "breaker": "reset"}
+        if config is None:
+            raise ConfigError("pass --config retrain.yaml (or --reset-breaker NAME)")
+        return retrain_callable(settings, config, actor_name)({"drift_run_id": None})
+
+    def render(result: dict[str, Any], settings: Settings) -> None:
+        if "breaker" in result:
+            typer.echo(f"circuit breaker of {result['model']} reset")
+            return
+        typer.echo(f"retrain   {result['model']} v{result['version']} (training run {result['training_run_id']}); "
+                   f"gate {result['verdict']} (decision run {result['decision_run_id']}); production "
+                   f"v{result['production']}")
+
+    run_job(job, render, as_json=as_json, debug=debug)
+
+
+@app.command(rich_help_panel="Automation")
+def doctor(
+    model: Annotated[list[str] | None, opt("Check only this registered model (repeatable; default: all).")] = None,
+    fix: Annotated[bool, opt("Repair what is safe: fail stale runs, put aliases back where the ledger says.",
+                             "--fix")] = False,
+    stale_hours: Annotated[float, opt("A run RUNNING longer than this belongs to a job that died.")] = 6.0,
+    actor_name: ActorOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Find runs left RUNNING by killed jobs, aliases on broken versions, aliases the ledger never recorded."""
+
+    def job(settings: Settings) -> dict[str, Any]:
+        from registry.access import resolve_actor
+        from registry.doctor import examine
+        from registry.ledger import Ledger
+
+        return examine(Ledger(settings.ledger_url), models=model, stale_hours=stale_hours, fix=fix,
+                       actor=resolve_actor(settings.tracking_uri, actor_name))
+
+    def render(result: dict[str, Any], settings: Settings) -> None:
+        for f in result["findings"]:
+            state = "fixed" if f["fixed"] else ("fixable" if f["fixable"] else "needs a person")
+            typer.echo(f"{f['kind']:28s} {f['subject']:40s} {state:15s} {f['detail']}")
+        typer.echo(f"{'clean' if result['clean'] else 'problems'}: {len(result['findings'])} found, "
+                   f"{result['fixed']} fixed, {result['remaining']} remaining "
+                   f"({len(result['models'])} models checked)" + ("" if fix or result["clean"] else "; --fix repairs "
+                                                                  "what is safe"))
+
+    run_job(job, render, as_json=as_json, debug=debug,
+            exit_code=lambda r: ExitCode.DONE if r["clean"] else ExitCode.ERROR)
+
+

@@ -1,0 +1,155 @@
+"""What every command shares: the app, the options, the one job wrapper, exit codes, the registry context."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any, get_args
+
+import typer
+
+from embedops.cli.render import render_decision
+from embedops.core.settings import Settings, apply_offline_env, configure
+from evaluation.precision import Precision
+from training.config import LossName
+
+apply_offline_env()  # before anything imports transformers or mlflow
+
+app = typer.Typer(
+    name="embedops", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="MLOps for text-embedding models: fine-tune, evaluate, gate, promote, watch for drift.",
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout for scripts.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and library logs.")]
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+class ExitCode(IntEnum):
+    """Every exit code of every command, in one place."""
+
+    DONE = 0  # done; no drift
+    ERROR = 1  # an error, said in one line on stderr
+    USAGE = 2  # a flag or argument the parser refused
+    GATE_REJECTED = 3  # the gate said no: production is unchanged
+    DRIFT_FLAGGED = 4  # drift was flagged
+    INTERRUPTED = 130  # Ctrl-C: the run is FAILED, nothing registered
+    TERMINATED = 143  # SIGTERM: the same
+
+
+def run_job(job: Callable[[Settings], dict[str, Any]], render: Callable[[dict[str, Any], Settings], None], *,
+            as_json: bool, debug: bool, exit_code: Callable[[dict[str, Any]], int] | None = None) -> None:
+    """Run ``job`` with the store configured; map errors to one line and an exit code."""
+    from embedops.core.errors import EmbedopsError, Terminated
+    from registry.promotion import GateRejected
+
+    logging.basicConfig(level=logging.INFO if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = configure()
+        quiet_libraries(debug)
+        # In --json mode libraries that print (the trainer's log lines) must not touch stdout.
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            result = job(settings)
+    except GateRejected as exc:
+        # A verdict, not a failure of the tool: the decision is still the job's output.
+        if as_json:
+            typer.echo(json.dumps(exc.payload, default=str))
+        else:
+            render_decision(exc.payload)
+        typer.echo(f"rejected: {exc}", err=True)
+        raise typer.Exit(ExitCode.GATE_REJECTED) from None
+    except EmbedopsError as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.ERROR) from None
+    except Terminated:
+        typer.echo("terminated (SIGTERM): the run is marked FAILED and nothing was registered", err=True)
+        raise typer.Exit(ExitCode.TERMINATED) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: nothing was registered", err=True)
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    except Exception as exc:
+        if debug:
+            raise
+        typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                   err=True)
+        raise typer.Exit(ExitCode.ERROR) from None
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # a torchrun worker: rank 0 reports for the whole job
+    if as_json:
+        typer.echo(json.dumps(result, default=str))
+    else:
+        render(result, settings)
+    code = exit_code(result) if exit_code else 0
+    if code:
+        raise typer.Exit(code)
+
+
+def quiet_libraries(debug: bool) -> None:
+    """Library chatter (MLflow's table migrations, model-load reports) hides the lines that matter."""
+    level = logging.INFO if debug else logging.ERROR
+    for noisy in ("mlflow", "alembic", "transformers", "sentence_transformers", "httpx"):
+        logging.getLogger(noisy).setLevel(level)
+
+
+def opt(help_text: str, *names: str) -> Any:
+    return typer.Option(*names, help=help_text)
+
+
+def choice_opt(help_text: str, choices: tuple[str, ...]) -> Any:
+    """An option whose values come from the type the job uses: a typo is a usage error (exit 2) naming them."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in choices:
+            raise typer.BadParameter(f"'{value}' is not one of {', '.join(choices)}")
+        return value
+
+    return typer.Option(help=f"{help_text} ({' | '.join(choices)})", callback=check)
+
+
+PRECISION_CHOICES = get_args(Precision)
+LOSS_CHOICES = get_args(LossName)
+
+
+ActorOpt = Annotated[str | None, opt("Who is acting (default: EMBEDOPS_ACTOR, else the OS user).", "--actor")]
+
+
+def registry_context(settings: Settings, who: str | None, policy_managers: list[str],
+                     default_actor: str | None = None) -> Any:
+    from embedops.core.settings import release_managers
+    from registry.access import model_grant, resolve_actor
+    from registry.ledger import Ledger
+    from registry.promotion import Context
+
+    acting = resolve_actor(settings.tracking_uri, who, default_actor)
+    return Context(ledger=Ledger(settings.ledger_url), actor=acting, artifact_root=settings.artifact_root,
+                   cache_dir=settings.cache_dir, release_managers=release_managers(policy_managers),
+                   grant_lookup=lambda name: model_grant(settings.tracking_uri, acting, name))
+
+
+
+
+def parse_time(value: str | None, flag: str) -> Any:
+    from embedops.core.errors import ConfigError
+    from embedops.core.times import parse_iso
+
+    if not value:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        raise ConfigError(f"{flag} '{value}' is not an ISO time (e.g. 2026-11-26T14:05:00Z)") from None
+
+
+
+
+def main() -> None:
+    app()
+
