@@ -78,7 +78,7 @@ def decide_trigger(policy: TriggerPolicy, state: TriggerState, score: float, win
         return TriggerDecision("none", drifted, "this window was already handled (same idempotency key)")
     if state.breaker_open:
         return TriggerDecision("none", drifted, f"circuit breaker open after {state.failures} failed retrains; "
-                                                "a person must reset it (embedops retrain NAME --reset-breaker)")
+                                                "a person must reset it (embedops retrain --reset-breaker NAME)")
     if state.lease_expires is not None and state.lease_expires > state.now:
         return TriggerDecision("none", drifted, f"a retrain is already running (lease until "
                                                 f"{state.lease_expires.isoformat()})")

@@ -58,7 +58,10 @@ def list_versions(name: str) -> list[VersionInfo]:
     validate_name(name)
     found = [_info(v) for v in client().search_model_versions(f"name='{name}'")]
     if not found:
-        raise RegistryError(f"no registered model named '{name}'")
+        import mlflow
+
+        raise RegistryError(f"no registered model named '{name}' in {mlflow.get_registry_uri()} (another store? "
+                            "set MLFLOW_TRACKING_URI or EMBEDOPS_HOME)")
     # Search results leave aliases empty on some stores; the registered model always has them.
     by_version: dict[str, list[str]] = {}
     for alias, version in (client().get_registered_model(name).aliases or {}).items():

@@ -115,8 +115,10 @@ def retrain(
             from embedops.core.names import validate_name
             from monitoring.state import TriggerStore
             from registry.ledger import Ledger
+            from registry.store import list_versions
 
-            TriggerStore(Ledger(settings.ledger_url)).reset_breaker(validate_name(reset_breaker))
+            list_versions(validate_name(reset_breaker))  # a typo must not "reset" a breaker nobody has
+            TriggerStore(Ledger(settings.ledger_url)).reset_breaker(reset_breaker)
             return {"model": reset_breaker, "breaker": "reset"}
         if config is None:
             raise ConfigError("pass --config retrain.yaml (or --reset-breaker NAME)")

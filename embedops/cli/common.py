@@ -26,6 +26,22 @@ app = typer.Typer(
     help="MLOps for text-embedding models: fine-tune, evaluate, gate, promote, watch for drift.",
 )
 
+def show_version(value: bool) -> None:
+    if value:
+        from embedops import __version__
+
+        typer.echo(f"embedops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=show_version,
+                                          is_eager=True)] = False,
+) -> None:
+    """MLOps for text-embedding models: fine-tune, evaluate, gate, promote, watch for drift."""
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout for scripts.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and library logs.")]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -133,3 +133,18 @@ def test_a_typo_in_a_choice_is_a_usage_error_naming_the_choices(argv: list[str],
     shown = " ".join(result.stderr.replace("│", " ").split())  # the usage box wraps lines
     assert f"'{typo}' is not one of" in shown
     assert ("fp32, bf16" in shown) or ("contrastive, cached_contrastive, triplet" in shown)
+
+
+def test_version_flag() -> None:
+    from embedops import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"embedops {__version__}"
+
+
+def test_not_found_names_the_store_and_a_breaker_reset_needs_a_real_model(store) -> None:
+    result = runner.invoke(app, ["models", "no-such-model"])
+    assert result.exit_code == 1 and f"in sqlite:///{store.home / 'mlflow.db'}" in result.stderr
+    result = runner.invoke(app, ["retrain", "--reset-breaker", "no-such-model"])
+    assert result.exit_code == 1 and "no registered model named 'no-such-model'" in result.stderr
+    assert "reset" not in result.stdout
