@@ -124,7 +124,7 @@ def run_demo(settings: Any, examples: Path, *, notify: Callable[[str], None], pr
     from registry.ledger import Ledger
     from registry.promotion import Context, GateRejected, promote, rollback
     from registry.register import register_folder
-    from registry.store import CANDIDATE, PRODUCTION, alias_version
+    from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, alias_version
     from training.config import load_config
     from training.job import run_training
 
@@ -141,6 +141,7 @@ def run_demo(settings: Any, examples: Path, *, notify: Callable[[str], None], pr
     golden = str(paths.helpcenter)
     aliases: Callable[[], str] = lambda: (  # noqa: E731
         f"production v{alias_version(MODEL, PRODUCTION)}"
+        + (f", previous v{p}" if (p := alias_version(MODEL, PREVIOUS)) else "")
         + (f", candidate v{c}" if (c := alias_version(MODEL, CANDIDATE)) else ""))
     facts: dict[str, Any] = {}
 
@@ -213,13 +214,15 @@ def run_demo(settings: Any, examples: Path, *, notify: Callable[[str], None], pr
 
     plan: list[tuple[str, str, Callable[[], Step]]] = [
         ("base model -> production", "production v1", base),
-        ("fine-tune -> gate -> promote", "gate pass; production v2", finetune),
-        ("fine-tune on shuffled pairs -> gate", "gate reject; production v2", broken),
+        ("fine-tune -> gate -> promote", "gate pass; production v2, previous v1", finetune),
+        ("fine-tune on shuffled pairs -> gate", "gate reject; production v2, previous v1", broken),
         ("quiet week (Nov 9-15) -> drift job", "no drift; trigger none", lambda: drift(LAUNCH - WEEK)),
         ("payroll launch week (Nov 16-22) -> drift job -> retrain -> gate",
-         "drift; trigger retrain; retrained v4 gate pass; production v2, candidate v4", lambda: drift(LAUNCH)),
-        ("release manager promotes the candidate", "gate pass; production v4, candidate v4", release),
-        ("release manager rolls back", "production v2, candidate v4", back),
+         "drift; trigger retrain; retrained v4 gate pass; production v2, previous v1, candidate v4",
+         lambda: drift(LAUNCH)),
+        ("release manager promotes the candidate", "gate pass; production v4, previous v2", release),
+        # previous goes on to v1, not back to v4: a rollback only goes back
+        ("release manager rolls back", "production v2, previous v1", back),
     ]
     started = time.perf_counter()
     steps = run_steps(plan, notify)

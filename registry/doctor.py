@@ -10,7 +10,7 @@
   files cannot be verified; reported, and re-registering it (`embedops register models:/NAME/V`)
   gives it one;
 - production, previous or candidate pointing somewhere the ledger never recorded (moved outside
-  embedops; ``previous`` must be where the last production move came from): with --fix the alias
+  embedops; ``previous`` must be where a rollback would go): with --fix the alias
   goes back to where the ledger says, if that version's files check out, and the repair is a ledger row.
 """
 
@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from registry import store
-from registry.ledger import Ledger, Move, interrupted, recorded_position
+from registry.ledger import Ledger, Move, as_settled, interrupted, recorded_position, rollback_target
+from registry.moves import set_or_clear
 from registry.store import CANDIDATE, PREVIOUS, PRODUCTION
 from registry.verified import alias_file_problems, check_version_files
 
@@ -60,10 +61,12 @@ def alias_findings(ledger: Ledger, name: str) -> list[Finding]:
         audited = recorded_position(moves, alias)
         actual = store.alias_version(name, alias)
         if actual != audited:
+            said = f"v{audited}" if audited else "unset"
             findings.append(Finding(
                 "alias_disagrees_with_ledger", f"{name}@{alias}",
-                f"the registry says v{actual}, the ledger's last move says "
-                f"{'v' + audited if audited else 'never set'}", fixable=audited is not None))
+                f"the registry says v{actual}, the ledger says {said}"
+                + (" (where a rollback would go)" if alias == PREVIOUS else ""),
+                fixable=audited is not None or alias == PREVIOUS))
     return findings
 
 
@@ -95,8 +98,8 @@ def settle_move(ledger: Ledger, move: Move, actor: str) -> None:
         row = {k: getattr(move, k) for k in ("actor", "action", "model", "alias", "from_version", "to_version",
                                                "reason", "decision_run_id")}
         if actual == move.to_version:
-            if move.alias == PRODUCTION and move.from_version is not None:
-                store.set_alias(move.model, PREVIOUS, move.from_version)
+            if move.alias == PRODUCTION:
+                set_or_clear(move.model, PREVIOUS, rollback_target(as_settled(ledger.history(move.model), move)))
             ledger.commit(outcome="success", **(row | {"detail": f"recorded by embedops doctor --fix ({actor}): "
                                                                  "the job died after moving the alias"}))
         else:
@@ -109,11 +112,12 @@ def repair_alias(ledger: Ledger, finding: Finding, actor: str) -> None:
     name, alias = finding.subject.split("@")
     with ledger.locked(name) as conn:
         audited = recorded_position(ledger.history(name, conn=conn), alias)
-        if audited is None:
+        if audited is None and alias != PREVIOUS:
             return
         actual = store.alias_version(name, alias)
-        check_version_files(store.get_version(name, audited))
-        store.set_alias(name, alias, audited)
+        if audited is not None:
+            check_version_files(store.get_version(name, audited))
+        set_or_clear(name, alias, audited)
         ledger.append(conn, actor=actor, action="repair", model=name, alias=alias, from_version=actual,
                       to_version=audited, outcome="success", reason="embedops doctor --fix",
                       detail=f"the registry said v{actual}, which the ledger never recorded")

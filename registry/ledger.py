@@ -16,7 +16,7 @@ import fcntl
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -235,16 +235,37 @@ class Ledger:
         self.engine.dispose()
 
 
+def rollback_target(history: list[Move]) -> str | None:
+    """Where a rollback from today's production goes: the latest version production held before,
+    skipping every version that was rolled back from since it last reached production. So a second
+    rollback goes further back, never forward to what the first one pulled. None: nowhere to go.
+
+    Only successful production moves count; repairs put production back where these rows already
+    say it is, so they add no step."""
+    path = [m for m in history if m.alias == "production" and m.outcome == "success" and m.action != "repair"]
+    pulled: set[str] = set()
+    for move in path:
+        if move.action == "rollback" and move.from_version is not None:
+            pulled.add(move.from_version)
+        pulled.discard(move.to_version or "")  # reached production again on purpose: trusted again
+    if not path:
+        return None
+    current = path[-1].to_version
+    return next((m.to_version for m in reversed(path[:-1]) if m.to_version not in pulled | {current}), None)
+
+
 def recorded_position(history: list[Move], alias: str) -> str | None:
     """Where the ledger says ``alias`` points after these moves. ``previous`` has no rows of its
-    own except repairs: every successful production move from a version leaves ``previous`` on it."""
+    own (repairs put it back where this says): it is always where a rollback would go."""
+    if alias == "previous":
+        return rollback_target(history)
     position = None
     for move in history:
-        if move.outcome != "success":
-            continue
-        if move.alias == alias:
+        if move.outcome == "success" and move.alias == alias:
             position = move.to_version
-        elif (alias == "previous" and move.alias == "production" and move.action != "repair"
-              and move.from_version is not None):
-            position = move.from_version
     return position
+
+
+def as_settled(history: list[Move], move: Move) -> list[Move]:
+    """``history`` with ``move`` recorded as a success at its end: what a move in progress will leave."""
+    return [*history, replace(move, outcome="success")]

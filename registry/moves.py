@@ -2,7 +2,8 @@
 
 MLflow's alias write is last-writer-wins; here a move of ``production`` happens only if it still
 points where the mover last saw it (the version the gate ran against), checked and done while the
-ledger's lock is held, then read back. ``previous`` follows, so a rollback always has a target.
+ledger's lock is held, then read back. ``previous`` follows: it is always where a rollback would go
+(``registry.ledger.rollback_target``), never a version a rollback pulled.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from embedops.core.errors import EmbedopsError
 from registry import store
-from registry.ledger import Action, Ledger
+from registry.ledger import Action, Ledger, Move, as_settled, rollback_target
 from registry.store import PREVIOUS, PRODUCTION, RegistryError
 
 
@@ -69,13 +70,13 @@ def move_production(ledger: Ledger, *, name: str, to_version: str, expected: str
             ledger.commit(outcome="conflict", detail=conflict, **row)
         else:
             try:
+                next_previous = rollback_target(as_settled(ledger.history(name), pending_move(row)))
                 with recorded(ledger, row):
                     try:
                         # production first: a job killed before `previous` follows leaves a move
                         # that doctor can finish (it knows both ends from the pending row).
                         store.set_alias(name, PRODUCTION, to_version)
-                        if current is not None:
-                            store.set_alias(name, PREVIOUS, current)
+                        set_or_clear(name, PREVIOUS, next_previous)
                         seen = store.alias_version(name, PRODUCTION)
                         if seen != to_version:
                             raise RegistryError(f"read back production = v{seen} after setting v{to_version}")
@@ -109,7 +110,16 @@ def recorded(ledger: Ledger, row: dict[str, Any]) -> Iterator[None]:
 
 def restore(name: str, production: str | None, previous: str | None) -> None:
     for alias, version in ((PRODUCTION, production), (PREVIOUS, previous)):
-        if version is None:
-            store.delete_alias(name, alias)
-        else:
-            store.set_alias(name, alias, version)
+        set_or_clear(name, alias, version)
+
+
+def set_or_clear(name: str, alias: str, version: str | None) -> None:
+    if version is None:
+        store.delete_alias(name, alias)
+    else:
+        store.set_alias(name, alias, version)
+
+
+def pending_move(row: dict[str, Any]) -> Move:
+    """The ledger row a move is about to write, as the Move it will read back as."""
+    return Move(id=0, ts="", outcome="pending", detail="", **row)

@@ -19,7 +19,7 @@ from registry import store
 from registry.gate.decision import GateDecision
 from registry.gate.policy import GatePolicy
 from registry.gate.report import render_html
-from registry.ledger import Ledger
+from registry.ledger import Ledger, rollback_target
 from registry.moves import authorize, move_production, recorded
 from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, RegistryError
 
@@ -149,7 +149,19 @@ def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden
         why = f"gate skipped: {reason}"
     move_production(ctx.ledger, name=name, to_version=candidate.version, expected=expected, actor=ctx.actor,
                     action="promote", reason=why, decision_run_id=decision_run_id)
+    clear_candidate(ctx, name, candidate.version)
     return result_payload(name, candidate.version, current, decision, decision_run_id, moved=True)
+
+
+def clear_candidate(ctx: Context, name: str, promoted: str) -> None:
+    """A candidate that reached production is no longer a candidate: the alias goes, on record."""
+    with ctx.ledger.mutex(name):
+        if store.alias_version(name, CANDIDATE) != promoted:
+            return
+        row = dict(actor=ctx.actor, action="promote", model=name, alias=CANDIDATE, from_version=promoted,
+                   to_version=None, reason=f"v{promoted} is production now", decision_run_id=None)
+        with recorded(ctx.ledger, row):
+            store.delete_alias(name, CANDIDATE)
 
 
 class ContractChangeError(RegistryError):
@@ -205,16 +217,22 @@ def result_payload(name: str, version: str, production: str | None, decision: Ga
 
 
 def rollback(ctx: Context, name: str, *, reason: str, to_version: str | None = None) -> dict[str, Any]:
-    """Point production back at ``previous`` (or ``to_version``), which must still load."""
+    """Point production back where the ledger says a rollback goes (or at ``to_version``), which must still load.
+
+    Rollbacks only go back: the target is the latest earlier production version that was not itself
+    rolled back from (``registry.ledger.rollback_target``, which ``previous`` always shows), so a
+    second rollback never redeploys what the first one pulled. Going forward again takes a promotion
+    through the gate, or an explicit ``to_version``."""
     if not reason.strip():
         raise ConfigError("rollback needs --reason (it is recorded in the ledger)")
     ctx.may_move_production(name)
     current = store.alias_version(name, PRODUCTION)
     if current is None:
         raise RegistryError(f"{name} has nothing in production to roll back")
-    target = parse_version(to_version) if to_version is not None else store.alias_version(name, PREVIOUS)
+    target = parse_version(to_version) if to_version is not None else rollback_target(ctx.ledger.history(name))
     if target is None:
-        raise RegistryError(f"{name} has no previous production version: pass --to-version")
+        raise RegistryError(f"{name} has no previous production version to roll back to (none before v{current}, "
+                            "or each was rolled back from): pass --to-version")
     if target == current:
         raise RegistryError(f"{name} v{target} is already production; nothing was moved")
     info = store.get_version(name, target)

@@ -7,7 +7,7 @@ finish), then checks, before any repair:
 
 1. every alias points to a version whose files pass the sha256 manifest check;
 2. every alias position is on record (production, candidate and ``previous``, which must be where
-   the last production move came from): where the ledger's successful moves leave it, or an end
+   a rollback would go): where the ledger's successful moves leave it, or an end
    of a ``pending`` move whose job died halfway (no alias move without its ledger row);
 
 and after ``embedops doctor --fix``: a second doctor run finds nothing, and 1-2 hold with every
@@ -82,7 +82,7 @@ def run_killed(argv: list[str], env: dict[str, str], delay_s: float | None,
 def violations(ledger_url: str, name: str) -> list[str]:
     """Invariants 1-2 on the registry and ledger as they are now."""
     from registry import store
-    from registry.ledger import Ledger, interrupted, recorded_position
+    from registry.ledger import Ledger, as_settled, interrupted, recorded_position, rollback_target
     from registry.verified import alias_file_problems
 
     found = []
@@ -96,9 +96,9 @@ def violations(ledger_url: str, name: str) -> list[str]:
         version = store.alias_version(name, alias)
         recorded = recorded_position(rows, alias)
         # A move killed halfway may have moved its alias (production: to_version; previous, which
-        # follows production: the move's from_version) or not yet.
+        # follows production: where a rollback goes once that move counts) or not yet.
         if alias == store.PREVIOUS:
-            halfway_ends = {m.from_version for m in halfway if m.alias == store.PRODUCTION}
+            halfway_ends = {rollback_target(as_settled(rows, m)) for m in halfway if m.alias == store.PRODUCTION}
         else:
             halfway_ends = {end for m in halfway if m.alias == alias for end in (m.from_version, m.to_version)}
         if version != recorded and version not in halfway_ends:

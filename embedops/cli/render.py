@@ -61,7 +61,8 @@ def render_demo(result: dict[str, Any], settings: Settings) -> None:
             typer.echo(f"{'':{width}}        expected: {step['expected']}")
     typer.echo("\nhistory (the ledger, append-only):")
     for move in result["history"]:
-        versions = f"{'v' + move['from_version'] if move['from_version'] else '-'} -> v{move['to_version']}"
+        ends = ["v" + v if v else "-" for v in (move["from_version"], move["to_version"])]
+        versions = f"{ends[0]} -> {ends[1]}"
         typer.echo(f"  {move['ts'][:19]}  {move['action']:9s} {move['alias']:10s} {versions:9s} "
                    f"{move['outcome']:8s} {move['actor']}: {move['reason']}")
     typer.echo("\nHTML reports:")

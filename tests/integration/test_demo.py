@@ -33,8 +33,8 @@ def test_the_demo_runs_the_whole_lifecycle(tmp_path: Path) -> None:
     assert sorted(tags) == ["1", "2", "3", "4"]
     assert tags["1"]["base_model"] == "all-MiniLM-L6-v2"
     assert [tags[v].get("gate_verdict") for v in "234"] == ["pass", "reject", "pass"]
-    aliases = {a: client.get_model_version_by_alias(NAME, a).version for a in ("production", "previous", "candidate")}
-    assert {a: str(v) for a, v in aliases.items()} == {"production": "2", "previous": "4", "candidate": "4"}
+    aliases = {a: str(v) for a, v in client.get_registered_model(NAME).aliases.items()}
+    assert aliases == {"production": "2", "previous": "1"}  # v4 was promoted (no candidate), then rolled back from
 
     # Step 3's candidate is much worse; step 6's gate saw the retrained model win on the payroll questions.
     decisions = {tags[v]["gate_decision_run_id"]: v for v in "234"}
@@ -56,6 +56,6 @@ def test_the_demo_runs_the_whole_lifecycle(tmp_path: Path) -> None:
     assert moves == [("promote", None, "1", "success"), ("promote", "1", "2", "success"),
                      ("promote", "2", "3", "rejected"), ("candidate", None, "4", "success"),
                      ("retrain", "2", "4", "success"), ("promote", "2", "4", "success"),
-                     ("rollback", "4", "2", "success")]
+                     ("promote", "4", None, "success"), ("rollback", "4", "2", "success")]
     reports = [s["report"] for s in result["steps"] if s["report"]] + [result["retrain_report"]]
     assert len(reports) == 5 and all(Path(r).read_text().lstrip().lower().startswith("<!doctype html") for r in reports)

@@ -117,9 +117,10 @@ def test_gate_rejects_then_passes_then_rollback_and_history(store, two_versions:
     time.sleep(0.05)
     code, payload, err = cli("rollback", name, "--reason", "latency complaints")
     assert code == 0, err
-    assert alias_version(name, "production") == "1" and alias_version(name, "previous") == "2"
+    # v2 was rolled back from: it is no rollback target, and nothing before v1 is.
+    assert alias_version(name, "production") == "1" and alias_version(name, "previous") is None
     listed = {v["version"]: v["aliases"] for v in cli("models", name)[1]["versions"]}
-    assert listed == {"1": ["production"], "2": ["previous"]}
+    assert listed == {"1": ["production"], "2": []}
     assert outcomes(store, name) == [("promote", None, "1", "success"), ("promote", "1", "2", "rejected"),
                                      ("promote", "1", "2", "success"), ("rollback", "2", "1", "success")]
 
@@ -333,7 +334,7 @@ def test_versions_are_numbers_wherever_they_are_compared(store, two_versions: st
         assert code == 1 and "is not a version number" in err, (bad, err)
     code, payload, err = cli("rollback", name, "--to-version", "v01", "--reason", "back")
     assert code == 0 and payload["production"] == "1", err
-    assert alias_version(name, "previous") == "2"
+    assert alias_version(name, "previous") is None  # v2 was rolled back from
 
 
 def test_skip_gate_refuses_a_contract_change_unless_reindex_is_allowed(store, two_versions: str,
@@ -370,3 +371,45 @@ def test_doctor_puts_previous_back_where_the_ledger_says(store, two_versions: st
 def test_history_of_a_model_that_does_not_exist_is_an_error(store, name: str) -> None:
     code, _, err = cli("history", name)
     assert code == 1 and ("no registered model named" in err or "may use only" in err), err
+
+
+def test_rolling_back_twice_goes_further_back_never_to_what_was_pulled(store, tiny_model: Path,
+                                                                         unique_name: str) -> None:
+    name = unique_name
+    for _ in range(3):
+        assert cli("register", str(tiny_model), "--name", name)[0] == 0
+    assert cli("promote", name, "--version", "1", "--initial")[0] == 0
+    for version in ("2", "3"):
+        assert cli("promote", name, "--version", version, "--skip-gate", "--reason", "release")[0] == 0
+    assert (alias_version(name, "production"), alias_version(name, "previous")) == ("3", "2")
+
+    code, payload, err = cli("rollback", name, "--reason", "v3 answers badly")
+    assert code == 0 and (payload["previous_production"], payload["production"]) == ("3", "2"), err
+    assert alias_version(name, "previous") == "1"  # not 3: that one was pulled
+    code, payload, err = cli("rollback", name, "--reason", "v2 is no better")
+    assert code == 0 and (payload["previous_production"], payload["production"]) == ("2", "1"), err
+    assert alias_version(name, "previous") is None
+    code, _, err = cli("rollback", name, "--reason", "once more")
+    assert code == 1 and "no previous production version to roll back to" in err and "--to-version" in err
+    assert alias_version(name, "production") == "1"
+
+    # Forward again only on purpose: a promotion (here without the gate) or an explicit --to-version.
+    code, _, err = cli("rollback", name, "--to-version", "3", "--reason", "fixed upstream after all")
+    assert code == 0, err
+    assert (alias_version(name, "production"), alias_version(name, "previous")) == ("3", None)
+    assert outcomes(store, name)[-3:] == [("rollback", "3", "2", "success"), ("rollback", "2", "1", "success"),
+                                         ("rollback", "1", "3", "success")]
+    assert cli("doctor", "--model", name)[1]["clean"]
+
+
+def test_a_promoted_candidate_is_no_longer_the_candidate(store, two_versions: str, policies: dict) -> None:
+    name = two_versions
+    code, _, err = cli("promote", name, "--version", "2", "--golden", str(HELPCENTER), "--policy",
+                       policies["lenient"], "--gate-only")
+    assert code == 0 and alias_version(name, "candidate") == "2", err
+    code, payload, err = cli("promote", name, "--version", "candidate", "--skip-gate", "--reason", "reviewed")
+    assert code == 0 and payload["production"] == "2", err
+    assert alias_version(name, "candidate") is None
+    assert outcomes(store, name)[-2:] == [("promote", "1", "2", "success"), ("promote", "2", None, "success")]
+    assert ledger(store).history(name)[-1].alias == "candidate"
+    assert cli("doctor", "--model", name)[1]["clean"]
