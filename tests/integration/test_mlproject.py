@@ -88,6 +88,7 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
     assert moves == [("promote", None, "1", "success"), ("promote", "1", "2", "success"),
                      ("rollback", "2", "1", "success"), ("candidate", None, "3", "success"),
                      ("retrain", "1", "3", "success"), ("promote", "1", "3", "success"),
-                     ("candidate", "3", "4", "success")]
+                     ("promote", "3", None, "success"),  # the promoted candidate is no longer the candidate
+                     ("candidate", None, "4", "success")]
     tuned = next(r for r in runs if r.data.tags["mlflow.project.entryPoint"] == "tune")
     assert tuned.data.tags["embedops.job"] == "tune" and "best_ndcg_at_10" in tuned.data.metrics
