@@ -60,7 +60,7 @@ def main() -> None:
 
     def split(n_ref: int, n_cur_sci: int, n_cur_arg: int) -> tuple[np.ndarray, np.ndarray]:
         order = rng.permutation(len(sci))
-        ref, cur = sci[order[:n_ref]], sci[order[n_ref:n_ref + n_cur_sci]]
+        ref, cur = sci[order[:n_ref]], sci[order[n_ref : n_ref + n_cur_sci]]
         if n_cur_arg:
             cur = np.vstack([cur, arg[rng.choice(len(arg), n_cur_arg, replace=False)]])
         return ref, cur
@@ -71,8 +71,11 @@ def main() -> None:
         null_aucs.append(scores.auc)
         false_alarms += scores.auc >= THRESHOLD
         ks_alarms += scores.ks_p_value < 0.05
-    print(f"same distribution: {false_alarms}/{TRIALS} alarms at AUC >= {THRESHOLD} (max AUC "
-          f"{max(null_aucs):.3f}); KS/BH p < 0.05 in {ks_alarms}/{TRIALS}", flush=True)
+    print(
+        f"same distribution: {false_alarms}/{TRIALS} alarms at AUC >= {THRESHOLD} (max AUC "
+        f"{max(null_aucs):.3f}); KS/BH p < 0.05 in {ks_alarms}/{TRIALS}",
+        flush=True,
+    )
     rates = {}
     for share in (0.05, 0.10, 0.20, 0.50):
         n_arg = int(1000 * share)
@@ -95,8 +98,11 @@ def main() -> None:
 
     print(f"\nmachine: {machine()}  date: {today()}")
     print(f"false alarms (same distribution, 2,000 vs 1,000): {false_alarms}/{TRIALS} (target 0/{TRIALS})")
-    print("detection rate, 1,000-text windows: " + ", ".join(f"{s:.0%}: {r:.2f}" for s, r in rates.items())
-          + " (target >= 0.9 at 20%)")
+    print(
+        "detection rate, 1,000-text windows: "
+        + ", ".join(f"{s:.0%}: {r:.2f}" for s, r in rates.items())
+        + " (target >= 0.9 at 20%)"
+    )
     print(f"one detection at 20k vs 20k: {detect_seconds:.2f} s (AUC {big.auc:.3f}; target < 2 s)")
     print(f"full Evidently Report at 2k vs 2k (t-SNE included): {report_seconds:.1f} s")
 

@@ -46,10 +46,14 @@ def bare(model_path: str, folder: Path) -> tuple[float, float]:
         if int(s) > 0:
             qrels.setdefault(q, set()).add(d)
     q_ids = list(qrels)
-    corpus = model.encode([f"{d['title']} {d['text']}".strip() for d in docs], batch_size=32,
-                          convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=True)
-    q_emb = model.encode([queries[q] for q in q_ids], batch_size=32, convert_to_tensor=True,
-                         normalize_embeddings=True)
+    corpus = model.encode(
+        [f"{d['title']} {d['text']}".strip() for d in docs],
+        batch_size=32,
+        convert_to_tensor=True,
+        normalize_embeddings=True,
+        show_progress_bar=True,
+    )
+    q_emb = model.encode([queries[q] for q in q_ids], batch_size=32, convert_to_tensor=True, normalize_embeddings=True)
     top = torch.topk(q_emb @ corpus.T, 10, dim=1).indices.tolist()
     ndcg = []
     for q, hits in zip(q_ids, top, strict=True):
@@ -59,14 +63,16 @@ def bare(model_path: str, folder: Path) -> tuple[float, float]:
     return time.perf_counter() - start, float(np.mean(ndcg))
 
 
-def embedops_eval(model_path: str, folder: Path, home: Path, precision: str = "fp32",
-                  cache: bool = True) -> tuple[float, object]:
+def embedops_eval(
+    model_path: str, folder: Path, home: Path, precision: str = "fp32", cache: bool = True
+) -> tuple[float, object]:
     from evaluation.job import run_evaluation
     from evaluation.tracking import log_evaluation
 
     start = time.perf_counter()
-    report, result = run_evaluation(model_path, folder, "test", precision=precision,
-                                    cache_dir=home / "cache" if cache else None)
+    report, result = run_evaluation(
+        model_path, folder, "test", precision=precision, cache_dir=home / "cache" if cache else None
+    )
     log_evaluation(report, result, experiment="evaluation-bench", artifact_root=(home / "artifacts").as_uri())
     return time.perf_counter() - start, report
 
@@ -106,8 +112,10 @@ def main() -> None:
         assert warm.cache_hit, "second evaluation should hit the embedding cache"
         print(f"embedops warm      {warm_s:7.1f} s  nDCG@10 {warm.metrics['ndcg_at_10']:.4f}", flush=True)
         bf16_s, bf16 = embedops_eval(model_path, scifact, home, precision="bf16", cache=False)
-        print(f"embedops bf16      {bf16_s:7.1f} s  nDCG@10 {bf16.metrics['ndcg_at_10']:.4f} "
-              f"(ran as {bf16.precision})", flush=True)
+        print(
+            f"embedops bf16      {bf16_s:7.1f} s  nDCG@10 {bf16.metrics['ndcg_at_10']:.4f} (ran as {bf16.precision})",
+            flush=True,
+        )
 
     docs = read_jsonl(scifact / "corpus.jsonl")[:512]
     texts = [f"{d['title']} {d['text']}" for d in docs]
@@ -120,8 +128,10 @@ def main() -> None:
     print(f"nDCG@10 embedops {cold.metrics['ndcg_at_10']:.4f} vs bare {bare_ndcg:.4f} (MTEB: 0.6451)")
     print(f"bf16 encode throughput:         {bf16_tp:.1f} vs fp32 {fp32_tp:.1f} docs/s = {bf16_tp / fp32_tp:.2f}x")
     worst = max(abs(bf16.metrics[k] - cold.metrics[k]) for k in cold.metrics)
-    print(f"bf16 vs fp32 metrics:           nDCG@10 {bf16.metrics['ndcg_at_10']:.4f} vs "
-          f"{cold.metrics['ndcg_at_10']:.4f}; largest difference over all metrics {worst:.4f} (target <= 0.005)")
+    print(
+        f"bf16 vs fp32 metrics:           nDCG@10 {bf16.metrics['ndcg_at_10']:.4f} vs "
+        f"{cold.metrics['ndcg_at_10']:.4f}; largest difference over all metrics {worst:.4f} (target <= 0.005)"
+    )
     print(f"bf16 whole evaluation:          {bf16_s:.1f} s vs fp32 {cold_s:.1f} s")
 
 

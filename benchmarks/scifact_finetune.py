@@ -20,9 +20,30 @@ from common import REPO, machine, require_dataset, today
 
 def main() -> None:
     scifact = require_dataset("scifact")
-    command = ["embedops", "train", "--data", str(scifact), "--data-split", "train", "--golden", str(scifact),
-               "--golden-split", "test", "--loss", "contrastive", "--epochs", "1", "--batch-size", "32",
-               "--learning-rate", "2e-5", "--name", "scifact-minilm", "--evaluate-base", "--json"]
+    command = [
+        "embedops",
+        "train",
+        "--data",
+        str(scifact),
+        "--data-split",
+        "train",
+        "--golden",
+        str(scifact),
+        "--golden-split",
+        "test",
+        "--loss",
+        "contrastive",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--learning-rate",
+        "2e-5",
+        "--name",
+        "scifact-minilm",
+        "--evaluate-base",
+        "--json",
+    ]
     with tempfile.TemporaryDirectory() as home:
         env = os.environ | {"EMBEDOPS_HOME": home}
         env.pop("MLFLOW_TRACKING_URI", None)
@@ -37,8 +58,10 @@ def main() -> None:
     print(f"machine: {machine()}  date: {today()}")
     shown = " ".join(c.replace(str(scifact), "../shared/data/scifact") for c in command)
     print(f"command: {shown}")
-    print(f"train rows {result['data']['rows']}, steps {int(result['train']['train_steps'])}, "
-          f"{result['train']['train_pairs_per_second']:.1f} pairs/s, wall {seconds:.0f} s")
+    print(
+        f"train rows {result['data']['rows']}, steps {int(result['train']['train_steps'])}, "
+        f"{result['train']['train_pairs_per_second']:.1f} pairs/s, wall {seconds:.0f} s"
+    )
     for name in ("ndcg_at_10", "recall_at_10", "mrr_at_10", "map_at_100"):
         print(f"{name:14s} base {base[name]:.4f}  fine-tuned {tuned[name]:.4f}  delta {tuned[name] - base[name]:+.4f}")
 

@@ -37,8 +37,9 @@ CONFIGS = [(1, 1), (2, 4)]
 
 
 def post(url: str, texts: list[str]) -> list:
-    request = urllib.request.Request(url, data=json.dumps({"inputs": texts}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps({"inputs": texts}).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=120) as response:
         return json.loads(response.read())["predictions"]
 
@@ -51,9 +52,13 @@ def free_port() -> int:
 
 def start_server(env: dict[str, str], port: int, workers: int) -> tuple[subprocess.Popen, float]:
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "embedops", "serve", "bench", "--port", str(port),
-                               "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "embedops", "serve", "bench", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     while True:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
@@ -72,7 +77,7 @@ def stop_server(server: subprocess.Popen) -> None:
 def batch_rates(url: str, model, texts: list[str], clients: int) -> tuple[float, float, float]:
     """Median texts/s over HTTP (``clients`` requests in flight), of raw encode batch by batch, and
     of one raw encode over all texts; the three alternate within each round."""
-    batches = [texts[i:i + BATCH] for i in range(0, len(texts), BATCH)]
+    batches = [texts[i : i + BATCH] for i in range(0, len(texts), BATCH)]
     post(url, batches[0])  # warm both sides
     model.encode(batches[0], batch_size=BATCH)
     served_rate, batch_rate, whole_rate = [], [], []
@@ -136,12 +141,16 @@ def main() -> None:
     print(f"machine: {machine()}  date: {today()}")
     print("command: python benchmarks/serving.py")
     for workers, clients, served, local, whole, startup in rows:
-        print(f"batches of {BATCH}, {workers} worker(s), {clients} request(s) in flight: served {served:.0f} "
-              f"texts/s, raw encode of the same batches {local:.0f} texts/s, ratio {served / local:.3f} "
-              f"(target >= 0.8); one encode over all {len(texts)} texts {whole:.0f} texts/s "
-              f"(ratio {served / whole:.3f}); startup {startup:.1f} s")
-    print(f"single text, 1 worker: served p50 {p(served_ms, 50):.1f} ms p99 {p(served_ms, 99):.1f} ms; "
-          f"raw encode p50 {p(local_ms, 50):.1f} ms p99 {p(local_ms, 99):.1f} ms")
+        print(
+            f"batches of {BATCH}, {workers} worker(s), {clients} request(s) in flight: served {served:.0f} "
+            f"texts/s, raw encode of the same batches {local:.0f} texts/s, ratio {served / local:.3f} "
+            f"(target >= 0.8); one encode over all {len(texts)} texts {whole:.0f} texts/s "
+            f"(ratio {served / whole:.3f}); startup {startup:.1f} s"
+        )
+    print(
+        f"single text, 1 worker: served p50 {p(served_ms, 50):.1f} ms p99 {p(served_ms, 99):.1f} ms; "
+        f"raw encode p50 {p(local_ms, 50):.1f} ms p99 {p(local_ms, 99):.1f} ms"
+    )
 
 
 if __name__ == "__main__":

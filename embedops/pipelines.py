@@ -46,8 +46,14 @@ def load_retrain_config(path: str | Path) -> RetrainConfig:
     return build_config(RetrainConfig, values, source=str(path), what="retrain config")
 
 
-def retrain(cfg: RetrainConfig, ctx: Any, *, artifact_root: str | None, trigger: dict[str, Any] | None = None,
-            progress: bool = True) -> dict[str, Any]:
+def retrain(
+    cfg: RetrainConfig,
+    ctx: Any,
+    *,
+    artifact_root: str | None,
+    trigger: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train a candidate on the configured data, register it, gate it against production.
 
     A rejected gate is an outcome, not a failure (the breaker does not count it). Every step leaves
@@ -80,22 +86,42 @@ def retrain(cfg: RetrainConfig, ctx: Any, *, artifact_root: str | None, trigger:
 
     policy = load_policy(cfg.policy)
     try:
-        outcome = promote(ctx, cfg.model_name, str(result.version), policy=policy, golden=cfg.golden,
-                          golden_split=cfg.golden_split, gate_only=not cfg.auto_promote,
-                          reason=f"retrain after drift run {drift_run_id}" if drift_run_id else "manual retrain",
-                          progress=progress)
+        outcome = promote(
+            ctx,
+            cfg.model_name,
+            str(result.version),
+            policy=policy,
+            golden=cfg.golden,
+            golden_split=cfg.golden_split,
+            gate_only=not cfg.auto_promote,
+            reason=f"retrain after drift run {drift_run_id}" if drift_run_id else "manual retrain",
+            progress=progress,
+        )
         verdict = "pass"
     except GateRejected as exc:
         outcome, verdict = exc.payload, "reject"
-    ctx.ledger.record(actor=ctx.actor, action="retrain", model=cfg.model_name, alias="candidate",
-                      from_version=production, to_version=str(result.version),
-                      outcome="success" if verdict == "pass" else "rejected",
-                      reason=f"drift run {drift_run_id or '-'} -> training run {result.run_id}",
-                      decision_run_id=outcome.get("decision_run_id"))
-    return {"model": cfg.model_name, "version": result.version, "training_run_id": result.run_id,
-            "drift_run_id": drift_run_id, "verdict": verdict, "decision_run_id": outcome.get("decision_run_id"),
-            "production": outcome.get("production"), "candidate": outcome.get("candidate"),
-            "metrics": result.metrics}
+    ctx.ledger.record(
+        actor=ctx.actor,
+        action="retrain",
+        model=cfg.model_name,
+        alias="candidate",
+        from_version=production,
+        to_version=str(result.version),
+        outcome="success" if verdict == "pass" else "rejected",
+        reason=f"drift run {drift_run_id or '-'} -> training run {result.run_id}",
+        decision_run_id=outcome.get("decision_run_id"),
+    )
+    return {
+        "model": cfg.model_name,
+        "version": result.version,
+        "training_run_id": result.run_id,
+        "drift_run_id": drift_run_id,
+        "verdict": verdict,
+        "decision_run_id": outcome.get("decision_run_id"),
+        "production": outcome.get("production"),
+        "candidate": outcome.get("candidate"),
+        "metrics": result.metrics,
+    }
 
 
 def default_reference(name: str, *, size: int, seed: int) -> Any:
@@ -117,11 +143,17 @@ def default_reference(name: str, *, size: int, seed: int) -> Any:
     info = get_version(name, version)
     params = client().get_run(info.run_id).data.params if info.run_id else {}
     if "data" not in params:
-        raise ConfigError(f"{name} v{version} has no training data on record (registered, not trained): "
-                          "pass --reference")
+        raise ConfigError(
+            f"{name} v{version} has no training data on record (registered, not trained): pass --reference"
+        )
     data = load_training_data(params["data"], split=params.get("data_split", "train"))
     anchors = list(dict.fromkeys(row[0] for row in data.rows))
     if len(anchors) > size:
         anchors = random.Random(seed).sample(anchors, size)
-    return Window(texts=anchors, source=f"{params['data']} (training anchors of v{version})",
-                  digest=text_digest(anchors), total=len(data), dropped_empty=0)
+    return Window(
+        texts=anchors,
+        source=f"{params['data']} (training anchors of v{version})",
+        digest=text_digest(anchors),
+        total=len(data),
+        dropped_empty=0,
+    )

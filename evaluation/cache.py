@@ -40,8 +40,13 @@ RUNTIME_TOKENIZER_KEYS = ("truncation", "padding")
 # used (a trained or reloaded model has them, the same model fresh from its folder not), with the
 # values that change nothing. max_length is the model's max_seq_length, which the contract tracks.
 RUNTIME_CONFIG_DEFAULTS: dict[str, object] = {
-    "stride": 0, "pad_to_multiple_of": None, "pad_token_type_id": 0, "padding_side": "right",
-    "truncation_side": "right", "truncation_strategy": "longest_first"}
+    "stride": 0,
+    "pad_to_multiple_of": None,
+    "pad_token_type_id": 0,
+    "padding_side": "right",
+    "truncation_side": "right",
+    "truncation_strategy": "longest_first",
+}
 
 
 def canonical_bytes(path: Path) -> bytes:

@@ -19,8 +19,14 @@ class Encoder(Protocol):
 
     similarity_fn_name: str | None
 
-    def encode(self, sentences: list[str], *, batch_size: int = ..., show_progress_bar: bool | None = ...,
-               convert_to_numpy: bool = ...) -> Any: ...
+    def encode(
+        self,
+        sentences: list[str],
+        *,
+        batch_size: int = ...,
+        show_progress_bar: bool | None = ...,
+        convert_to_numpy: bool = ...,
+    ) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -37,14 +43,17 @@ class EvaluationResult:
 
 def encode(model: Encoder, texts: list[str], *, batch_size: int, progress: bool, what: str) -> np.ndarray:
     """Encode and refuse vectors that would make every metric silently wrong."""
-    vectors = np.asarray(model.encode(texts, batch_size=batch_size, show_progress_bar=progress,
-                                      convert_to_numpy=True), dtype=np.float32)
+    vectors = np.asarray(
+        model.encode(texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True), dtype=np.float32
+    )
     if vectors.ndim != 2 or vectors.shape[0] != len(texts):
         raise ModelError(f"the model returned shape {vectors.shape} for {len(texts)} {what}")
     bad = ~np.isfinite(vectors).all(axis=1)
     if bad.any():
-        raise ModelError(f"the model produced NaN/Inf vectors for {int(bad.sum())} of {len(texts)} {what} "
-                         f"(first: #{int(np.argmax(bad))})")
+        raise ModelError(
+            f"the model produced NaN/Inf vectors for {int(bad.sum())} of {len(texts)} {what} "
+            f"(first: #{int(np.argmax(bad))})"
+        )
     return vectors
 
 
@@ -55,15 +64,21 @@ def similarity_of(model: Encoder) -> str:
     raise ModelError(f"similarity '{name}' is not supported for retrieval (use cosine or dot)")
 
 
-def evaluate(model: Encoder, golden: GoldenSet, *, batch_size: int = 32, progress: bool = True,
-             corpus_embeddings: np.ndarray | None = None) -> EvaluationResult:
+def evaluate(
+    model: Encoder,
+    golden: GoldenSet,
+    *,
+    batch_size: int = 32,
+    progress: bool = True,
+    corpus_embeddings: np.ndarray | None = None,
+) -> EvaluationResult:
     """Evaluate ``model`` on ``golden``; pass ``corpus_embeddings`` to reuse an earlier encoding."""
     start = time.perf_counter()
     if corpus_embeddings is None:
-        corpus_embeddings = encode(model, golden.corpus_texts, batch_size=batch_size, progress=progress,
-                                   what="documents")
-    query_embeddings = encode(model, golden.query_texts, batch_size=batch_size, progress=progress,
-                              what="queries")
+        corpus_embeddings = encode(
+            model, golden.corpus_texts, batch_size=batch_size, progress=progress, what="documents"
+        )
+    query_embeddings = encode(model, golden.query_texts, batch_size=batch_size, progress=progress, what="queries")
     # One extra hit per query leaves room to drop the query's own id and still keep DEPTH.
     depth = DEPTH + (1 if golden.drop_self_matches else 0)
     scores, indices = top_k(query_embeddings, corpus_embeddings, depth, similarity=similarity_of(model))
@@ -75,7 +90,12 @@ def evaluate(model: Encoder, golden: GoldenSet, *, batch_size: int = 32, progres
         ranking = rank_by_score(hits)[:DEPTH]
         per_query[q_id] = query_metrics(ranking, golden.qrels[q_id])
     return EvaluationResult(
-        metrics=mean_metrics(per_query), per_query=per_query, golden_digest=golden.digest,
-        split=golden.split, n_queries=golden.n_queries, n_documents=len(golden.corpus_ids),
-        seconds=time.perf_counter() - start, warnings=list(golden.warnings),
+        metrics=mean_metrics(per_query),
+        per_query=per_query,
+        golden_digest=golden.digest,
+        split=golden.split,
+        n_queries=golden.n_queries,
+        n_documents=len(golden.corpus_ids),
+        seconds=time.perf_counter() - start,
+        warnings=list(golden.warnings),
     )

@@ -56,8 +56,9 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
             try:
                 obj = json.loads(raw.decode("utf-8"))
             except UnicodeDecodeError as exc:
-                raise GoldenSetError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                                     path=str(path), row=lineno) from None
+                raise GoldenSetError(
+                    f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=str(path), row=lineno
+                ) from None
             except json.JSONDecodeError as exc:
                 raise GoldenSetError(f"not valid JSON ({exc.msg})", path=str(path), row=lineno) from None
             if not isinstance(obj, dict):
@@ -72,8 +73,7 @@ def _string(obj: dict, key: str, path: Path, lineno: int, *, required: bool = Tr
     if isinstance(value, int | float) and not isinstance(value, bool) and key == "_id":
         value = str(value)
     if not isinstance(value, str):
-        raise GoldenSetError(f"expected a string, got {type(value).__name__}", path=str(path),
-                             row=lineno, field=key)
+        raise GoldenSetError(f"expected a string, got {type(value).__name__}", path=str(path), row=lineno, field=key)
     return check_text(value, path=str(path), row=lineno, field=key, error=GoldenSetError)
 
 
@@ -84,8 +84,12 @@ def _relevance(text: str, path: Path, lineno: int) -> int:
     except ValueError:
         raise GoldenSetError(f"score '{text}' is not a number", path=str(path), row=lineno, field="score") from None
     if not math.isfinite(value) or value != int(value):
-        raise GoldenSetError(f"score '{text}' is not a whole number (relevance grades are 0, 1, 2, ...)",
-                             path=str(path), row=lineno, field="score")
+        raise GoldenSetError(
+            f"score '{text}' is not a whole number (relevance grades are 0, 1, 2, ...)",
+            path=str(path),
+            row=lineno,
+            field="score",
+        )
     return int(value)
 
 
@@ -115,8 +119,9 @@ def _read_qrels(path: Path) -> list[tuple[int, str, str, int]]:
     return rows
 
 
-def load_golden_set(path: str | Path, split: str = DEFAULT_SPLIT, *, strict: bool = False,
-                    drop_self_matches: bool = False) -> GoldenSet:
+def load_golden_set(
+    path: str | Path, split: str = DEFAULT_SPLIT, *, strict: bool = False, drop_self_matches: bool = False
+) -> GoldenSet:
     """Load one split of a BEIR folder.
 
     Qrels that name unknown query or document ids are skipped and counted (an error with
@@ -126,8 +131,9 @@ def load_golden_set(path: str | Path, split: str = DEFAULT_SPLIT, *, strict: boo
     """
     root = Path(path)
     if not root.is_dir():
-        raise GoldenSetError("golden set folder not found (expected corpus.jsonl, queries.jsonl, qrels/)",
-                             path=str(root))
+        raise GoldenSetError(
+            "golden set folder not found (expected corpus.jsonl, queries.jsonl, qrels/)", path=str(root)
+        )
     corpus_path, queries_path = root / "corpus.jsonl", root / "queries.jsonl"
     qrels_rows = _read_qrels(root / "qrels" / f"{split}.tsv")
 
@@ -136,8 +142,9 @@ def load_golden_set(path: str | Path, split: str = DEFAULT_SPLIT, *, strict: boo
         doc_id = _string(obj, "_id", corpus_path, lineno)
         if doc_id in corpus:
             raise GoldenSetError(f"duplicate document id '{doc_id}'", path=str(corpus_path), row=lineno)
-        corpus[doc_id] = document_text(_string(obj, "title", corpus_path, lineno, required=False),
-                                       _string(obj, "text", corpus_path, lineno))
+        corpus[doc_id] = document_text(
+            _string(obj, "title", corpus_path, lineno, required=False), _string(obj, "text", corpus_path, lineno)
+        )
     if not corpus:
         raise GoldenSetError("corpus is empty", path=str(corpus_path))
 
@@ -152,8 +159,10 @@ def load_golden_set(path: str | Path, split: str = DEFAULT_SPLIT, *, strict: boo
     unknown: list[str] = []
     for lineno, q_id, doc_id, score in qrels_rows:
         if q_id not in queries or doc_id not in corpus:
-            unknown.append(f"row {lineno}: {'query' if q_id not in queries else 'document'} "
-                           f"'{q_id if q_id not in queries else doc_id}'")
+            unknown.append(
+                f"row {lineno}: {'query' if q_id not in queries else 'document'} "
+                f"'{q_id if q_id not in queries else doc_id}'"
+            )
             continue
         qrels.setdefault(q_id, {})[doc_id] = score
     warnings: list[str] = []
@@ -168,23 +177,32 @@ def load_golden_set(path: str | Path, split: str = DEFAULT_SPLIT, *, strict: boo
     kept = [q for q in queries if any(s > 0 for s in qrels.get(q, {}).values())]
     empty = [q for q in kept if not queries[q].strip()]
     if empty:
-        raise GoldenSetError(f"{len(empty)} judged queries have empty text (first: '{empty[0]}')",
-                             path=str(queries_path))
+        raise GoldenSetError(
+            f"{len(empty)} judged queries have empty text (first: '{empty[0]}')", path=str(queries_path)
+        )
     if not kept:
         raise GoldenSetError(f"no query of split '{split}' has a relevant document", path=str(qrels_path))
     qrels = {q: qrels[q] for q in kept}
 
     corpus_ids = list(corpus)
     return GoldenSet(
-        path=root, split=split, corpus_ids=corpus_ids, corpus_texts=[corpus[d] for d in corpus_ids],
-        query_ids=kept, query_texts=[queries[q] for q in kept], qrels=qrels,
+        path=root,
+        split=split,
+        corpus_ids=corpus_ids,
+        corpus_texts=[corpus[d] for d in corpus_ids],
+        query_ids=kept,
+        query_texts=[queries[q] for q in kept],
+        qrels=qrels,
         digest=golden_digest(corpus, {q: queries[q] for q in kept}, qrels, drop_self_matches),
-        skipped_qrels=len(unknown), drop_self_matches=drop_self_matches, warnings=warnings,
+        skipped_qrels=len(unknown),
+        drop_self_matches=drop_self_matches,
+        warnings=warnings,
     )
 
 
-def golden_digest(corpus: dict[str, str], queries: dict[str, str], qrels: dict[str, dict[str, int]],
-                  drop_self_matches: bool = False) -> str:
+def golden_digest(
+    corpus: dict[str, str], queries: dict[str, str], qrels: dict[str, dict[str, int]], drop_self_matches: bool = False
+) -> str:
     """sha256 over the normalized content: the same judgments give the same digest whatever the
     file order, whitespace or key order, and any change to a text or a grade changes it."""
     h = hashlib.sha256()

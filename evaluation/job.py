@@ -56,9 +56,16 @@ def load_for_evaluation(model_ref: str | Path) -> LoadedModel:
         return LoadedModel(str(model_ref), load_sentence_transformer(folder), weights_digest(folder))
 
 
-def evaluate_loaded(loaded: LoadedModel, golden: GoldenSet, *, cache_dir: Path | None = None,
-                    precision: str = "fp32", batch_size: int = 32, latency_calls: int = 0,
-                    progress: bool = True) -> tuple[EvaluationReport, EvaluationResult]:
+def evaluate_loaded(
+    loaded: LoadedModel,
+    golden: GoldenSet,
+    *,
+    cache_dir: Path | None = None,
+    precision: str = "fp32",
+    batch_size: int = 32,
+    latency_calls: int = 0,
+    progress: bool = True,
+) -> tuple[EvaluationReport, EvaluationResult]:
     """Score an already loaded model; corpus vectors come from the cache when the key matches."""
     start = time.perf_counter()
     model = loaded.model
@@ -73,22 +80,45 @@ def evaluate_loaded(loaded: LoadedModel, golden: GoldenSet, *, cache_dir: Path |
             if cache:
                 cache.save(key, corpus)
         result = evaluate(model, golden, batch_size=batch_size, progress=progress, corpus_embeddings=corpus)
-        latency = (latency_profile(model, golden.query_texts, calls=latency_calls, batch_size=batch_size).metrics()
-                   if latency_calls else None)
+        latency = (
+            latency_profile(model, golden.query_texts, calls=latency_calls, batch_size=batch_size).metrics()
+            if latency_calls
+            else None
+        )
     ci = {name: bootstrap_mean_ci([q[name] for q in result.per_query.values()]) for name in result.metrics}
     report = EvaluationReport(
-        model=loaded.ref, model_digest=loaded.digest, golden_path=str(golden.path), split=golden.split,
-        golden_digest=golden.digest, precision=mode, metrics=result.metrics, ci=ci, n_queries=result.n_queries,
-        n_documents=result.n_documents, cache_hit=cache_hit, seconds=time.perf_counter() - start,
-        latency=latency, warnings=list(golden.warnings))
+        model=loaded.ref,
+        model_digest=loaded.digest,
+        golden_path=str(golden.path),
+        split=golden.split,
+        golden_digest=golden.digest,
+        precision=mode,
+        metrics=result.metrics,
+        ci=ci,
+        n_queries=result.n_queries,
+        n_documents=result.n_documents,
+        cache_hit=cache_hit,
+        seconds=time.perf_counter() - start,
+        latency=latency,
+        warnings=list(golden.warnings),
+    )
     return report, result
 
 
-def run_evaluation(model_ref: str | Path, golden_dir: str | Path, split: str = DEFAULT_SPLIT, *,
-                   cache_dir: Path | None = None, precision: str = "fp32", strict: bool = False,
-                   drop_self_matches: bool = False, batch_size: int = 32, latency_calls: int = 0,
-                   progress: bool = True, loader: Callable[[str | Path], LoadedModel] | None = None,
-                   ) -> tuple[EvaluationReport, EvaluationResult]:
+def run_evaluation(
+    model_ref: str | Path,
+    golden_dir: str | Path,
+    split: str = DEFAULT_SPLIT,
+    *,
+    cache_dir: Path | None = None,
+    precision: str = "fp32",
+    strict: bool = False,
+    drop_self_matches: bool = False,
+    batch_size: int = 32,
+    latency_calls: int = 0,
+    progress: bool = True,
+    loader: Callable[[str | Path], LoadedModel] | None = None,
+) -> tuple[EvaluationReport, EvaluationResult]:
     """Evaluate ``model_ref`` (a folder or an MLflow model URI) on one split of a golden set.
 
     ``loader`` turns the reference into a model; the CLI passes the registry's, which verifies a
@@ -96,6 +126,13 @@ def run_evaluation(model_ref: str | Path, golden_dir: str | Path, split: str = D
     start = time.perf_counter()
     golden = load_golden_set(golden_dir, split, strict=strict, drop_self_matches=drop_self_matches)
     loaded = (loader or load_for_evaluation)(model_ref)
-    report, result = evaluate_loaded(loaded, golden, cache_dir=cache_dir, precision=precision,
-                                     batch_size=batch_size, latency_calls=latency_calls, progress=progress)
+    report, result = evaluate_loaded(
+        loaded,
+        golden,
+        cache_dir=cache_dir,
+        precision=precision,
+        batch_size=batch_size,
+        latency_calls=latency_calls,
+        progress=progress,
+    )
     return replace(report, seconds=time.perf_counter() - start), result

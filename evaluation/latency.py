@@ -22,15 +22,26 @@ class LatencyProfile:
 
     def metrics(self) -> dict[str, float]:
         """As MLflow metric names (the SLIs a team watches in production)."""
-        return {"latency_p50_ms": self.p50_ms, "latency_p95_ms": self.p95_ms, "latency_p99_ms": self.p99_ms,
-                "throughput_texts_per_s": self.throughput_texts_per_s}
+        return {
+            "latency_p50_ms": self.p50_ms,
+            "latency_p95_ms": self.p95_ms,
+            "latency_p99_ms": self.p99_ms,
+            "throughput_texts_per_s": self.throughput_texts_per_s,
+        }
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
 
 
-def latency_profile(model: Encoder, texts: Sequence[str], *, calls: int = 100, batch_size: int = 32,
-                    throughput_texts: int = 256, warmup: int = 5) -> LatencyProfile:
+def latency_profile(
+    model: Encoder,
+    texts: Sequence[str],
+    *,
+    calls: int = 100,
+    batch_size: int = 32,
+    throughput_texts: int = 256,
+    warmup: int = 5,
+) -> LatencyProfile:
     """Encode one text at a time ``calls`` times (cycling through ``texts``), then a batch run."""
     if not texts:
         raise ValueError("latency needs at least one text")
@@ -49,8 +60,9 @@ def latency_profile(model: Encoder, texts: Sequence[str], *, calls: int = 100, b
     return LatencyProfile(p50, p95, p99, calls, len(batch) / seconds, batch_size)
 
 
-def paired_latency(model_a: Encoder, model_b: Encoder, texts: Sequence[str], *, calls: int = 200,
-                   warmup: int = 5) -> tuple[np.ndarray, np.ndarray]:
+def paired_latency(
+    model_a: Encoder, model_b: Encoder, texts: Sequence[str], *, calls: int = 200, warmup: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
     """Single-text latencies (ms) of two models, call by call, measured interleaved.
 
     Calls alternate a, b, b, a, ... on the same texts, so a slow moment of the machine lands on

@@ -43,8 +43,7 @@ def mrr_at_k(ranking: Sequence[str], qrels: Mapping[str, int], k: int) -> float:
 
 
 def ndcg_at_k(ranking: Sequence[str], qrels: Mapping[str, int], k: int) -> float:
-    dcg = sum(max(qrels.get(d, 0), 0) / math.log2(rank + 1)
-              for rank, d in enumerate(ranking[:k], start=1))
+    dcg = sum(max(qrels.get(d, 0), 0) / math.log2(rank + 1) for rank, d in enumerate(ranking[:k], start=1))
     ideal = sorted((g for g in qrels.values() if g > 0), reverse=True)[:k]
     idcg = sum(g / math.log2(rank + 1) for rank, g in enumerate(ideal, start=1))
     return dcg / idcg if idcg > 0 else 0.0

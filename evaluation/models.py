@@ -35,8 +35,10 @@ LOADER_MODULE = "mlflow.sentence_transformers"
 # cloudpickle_version, code, predict_fn) would make MLflow's loader run something of the model's.
 PYFUNC_KEYS = frozenset({"loader_module", "data", "env", "python_version", "model_config"})
 URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/", "s3://", "gs://", "file://")
-STRIP_HINT = ("embedops never runs a model's own code: remove it, or register with --strip-remote-code "
-              "to drop auto_map and *.py files (recorded on the version)")
+STRIP_HINT = (
+    "embedops never runs a model's own code: remove it, or register with --strip-remote-code "
+    "to drop auto_map and *.py files (recorded on the version)"
+)
 
 
 def is_mlflow_uri(ref: str) -> bool:
@@ -65,8 +67,11 @@ def _json(path: Path) -> Any:
 
 def custom_code(folder: Path) -> list[str]:
     """Every way ``folder`` asks for code of its own: auto_map entries, Python files, foreign modules."""
-    found = [f"auto_map in {p.relative_to(folder).as_posix()}" for p in sorted(folder.rglob("*.json"))
-             if p.name != "modules.json" and isinstance(data := _json(p), dict) and "auto_map" in data]
+    found = [
+        f"auto_map in {p.relative_to(folder).as_posix()}"
+        for p in sorted(folder.rglob("*.json"))
+        if p.name != "modules.json" and isinstance(data := _json(p), dict) and "auto_map" in data
+    ]
     found += [f"{p.relative_to(folder).as_posix()} (Python code)" for p in sorted(folder.rglob("*.py"))]
     if (folder / "modules.json").is_file():
         modules = _json(folder / "modules.json")
@@ -111,19 +116,23 @@ def check_logged_model(root: Path) -> Path:
         raise ModelError(f"{where}: each flavor must be a mapping")
     extra = sorted(set(pyfunc) - PYFUNC_KEYS)
     if extra:
-        raise ModelError(f"{where}: python_function has {', '.join(extra)}, which would make MLflow run the "
-                         "model's own code; embedops serves plain sentence-transformers models only")
+        raise ModelError(
+            f"{where}: python_function has {', '.join(extra)}, which would make MLflow run the "
+            "model's own code; embedops serves plain sentence-transformers models only"
+        )
     if pyfunc.get("loader_module") != LOADER_MODULE:
-        raise ModelError(f"{where}: python_function.loader_module is '{pyfunc.get('loader_module')}', "
-                         f"expected {LOADER_MODULE}")
+        raise ModelError(
+            f"{where}: python_function.loader_module is '{pyfunc.get('loader_module')}', expected {LOADER_MODULE}"
+        )
     if pyfunc.get("data") != FLAVOR_FOLDER:
         raise ModelError(f"{where}: python_function.data is '{pyfunc.get('data')}', expected {FLAVOR_FOLDER}")
     if st.get("code"):
         raise ModelError(f"{where}: sentence_transformers.code names code paths ({st['code']}); refused")
     pickles = pickle_files(root)
     if pickles:
-        raise ModelError(f"{root} holds pickle files ({', '.join(pickles[:3])}); embedops loads safetensors "
-                         "only and never unpickles")
+        raise ModelError(
+            f"{root} holds pickle files ({', '.join(pickles[:3])}); embedops loads safetensors only and never unpickles"
+        )
     code = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py"))
     if code:
         raise ModelError(f"{root} carries Python files ({', '.join(code[:3])}): {STRIP_HINT}")
@@ -142,11 +151,14 @@ def check_model_folder(folder: Path) -> Path:
         folder = folder / FLAVOR_FOLDER
     pickles = pickle_files(folder)
     if pickles:
-        raise ModelError(f"{folder} holds pickle weights ({', '.join(pickles[:3])}); embedops loads "
-                         "safetensors only: convert with save_pretrained(safe_serialization=True)")
+        raise ModelError(
+            f"{folder} holds pickle weights ({', '.join(pickles[:3])}); embedops loads "
+            "safetensors only: convert with save_pretrained(safe_serialization=True)"
+        )
     if not any(folder.rglob("*.safetensors")):
-        raise ModelError(f"{folder} has no *.safetensors weights: is it a sentence-transformers or "
-                         "Hugging Face model folder?")
+        raise ModelError(
+            f"{folder} has no *.safetensors weights: is it a sentence-transformers or Hugging Face model folder?"
+        )
     if not (folder / "config.json").is_file() and not (folder / "modules.json").is_file():
         raise ModelError(f"{folder} has neither config.json nor modules.json")
     code = custom_code(folder)
@@ -174,8 +186,9 @@ def download_model(ref: str, download_dir: Path | None = None) -> Path:
     from mlflow.exceptions import MlflowException
 
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=ref,
-                                                        dst_path=str(download_dir) if download_dir else None))
+        return Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=ref, dst_path=str(download_dir) if download_dir else None)
+        )
     except MlflowException as exc:
         raise ModelError(f"cannot resolve model URI '{ref}': {exc.message}") from None
 
@@ -188,16 +201,15 @@ def resolve_model_folder(ref: str | Path, download_dir: Path | None = None) -> P
     return check_model_folder(Path(ref_str).expanduser())
 
 
-def load_sentence_transformer(ref: str | Path, *, device: str | None = None,
-                              max_seq_length: int | None = None,
-                              download_dir: Path | None = None) -> SentenceTransformer:
+def load_sentence_transformer(
+    ref: str | Path, *, device: str | None = None, max_seq_length: int | None = None, download_dir: Path | None = None
+) -> SentenceTransformer:
     from safetensors import SafetensorError
     from sentence_transformers import SentenceTransformer
 
     folder = resolve_model_folder(ref, download_dir)
     try:
-        model = SentenceTransformer(str(folder), device=device, trust_remote_code=False,
-                                    local_files_only=True)
+        model = SentenceTransformer(str(folder), device=device, trust_remote_code=False, local_files_only=True)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
         raise ModelError(f"cannot load the model in {folder}: {exc}") from None
     if max_seq_length is not None:

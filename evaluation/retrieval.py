@@ -8,8 +8,15 @@ import torch
 SIMILARITIES = ("cosine", "dot")
 
 
-def top_k(queries: np.ndarray, corpus: np.ndarray, k: int, *, similarity: str = "cosine",
-          query_chunk: int = 1024, corpus_chunk: int = 50_000) -> tuple[np.ndarray, np.ndarray]:
+def top_k(
+    queries: np.ndarray,
+    corpus: np.ndarray,
+    k: int,
+    *,
+    similarity: str = "cosine",
+    query_chunk: int = 1024,
+    corpus_chunk: int = 50_000,
+) -> tuple[np.ndarray, np.ndarray]:
     """Return (scores, indices), each (n_queries, min(k, n_docs)), best first.
 
     Memory stays at one (query_chunk x corpus_chunk) score block plus the running top-k, so a
@@ -25,11 +32,11 @@ def top_k(queries: np.ndarray, corpus: np.ndarray, k: int, *, similarity: str = 
     k = min(k, c.shape[0])
     all_scores, all_idx = [], []
     for qs in range(0, q.shape[0], query_chunk):
-        qb = q[qs:qs + query_chunk]
+        qb = q[qs : qs + query_chunk]
         best_s = torch.full((qb.shape[0], 0), float("-inf"))
         best_i = torch.zeros((qb.shape[0], 0), dtype=torch.long)
         for cs in range(0, c.shape[0], corpus_chunk):
-            block = qb @ c[cs:cs + corpus_chunk].T
+            block = qb @ c[cs : cs + corpus_chunk].T
             s, i = torch.topk(block, min(k, block.shape[1]), dim=1)
             best_s = torch.cat([best_s, s], dim=1)
             best_i = torch.cat([best_i, i + cs], dim=1)

@@ -46,9 +46,15 @@ def paired_arrays(a: Mapping[str, float], b: Mapping[str, float]) -> tuple[np.nd
     return np.array([a[k] for k in keys], dtype=float), np.array([b[k] for k in keys], dtype=float)
 
 
-def compare_paired(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *,
-                   alternative: Alternative = "greater", n_resamples: int = 10_000, confidence: float = 0.95,
-                   seed: int = 0) -> PairedComparison:
+def compare_paired(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    *,
+    alternative: Alternative = "greater",
+    n_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> PairedComparison:
     """Paired permutation test of mean(b - a) and a bootstrap CI of that mean.
 
     ``alternative="greater"`` asks whether b scores higher than a (a candidate beating production).
@@ -60,28 +66,50 @@ def compare_paired(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndar
     mean = float(diff.mean())
     if np.allclose(diff, diff[0]):
         # Every query moved by the same amount (often: not at all). Resampling has nothing to say.
-        p = 1.0 if mean == 0 or (alternative == "greater" and mean < 0) or (alternative == "less" and mean > 0) \
-            else 0.0
-        return PairedComparison(len(x), float(x.mean()), float(y.mean()), mean, p, alternative, mean, mean,
-                                confidence, 0)
+        p = 1.0 if mean == 0 or (alternative == "greater" and mean < 0) or (alternative == "less" and mean > 0) else 0.0
+        return PairedComparison(
+            len(x), float(x.mean()), float(y.mean()), mean, p, alternative, mean, mean, confidence, 0
+        )
     # Imported here: scipy.stats costs ~0.7 s, and every `promote`, `rollback` and `history` imports
     # this module through the gate whether or not a gate runs.
     from scipy import stats
 
     rng = np.random.default_rng(seed)
     test = stats.permutation_test(
-        (diff,), np.mean, permutation_type="samples", vectorized=True, n_resamples=n_resamples,
-        alternative=alternative, random_state=rng)
-    boot = stats.bootstrap((diff,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                           method="percentile", vectorized=True, random_state=rng)
+        (diff,),
+        np.mean,
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=n_resamples,
+        alternative=alternative,
+        random_state=rng,
+    )
+    boot = stats.bootstrap(
+        (diff,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        vectorized=True,
+        random_state=rng,
+    )
     return PairedComparison(
-        n=len(x), mean_a=float(x.mean()), mean_b=float(y.mean()), mean_difference=mean,
-        p_value=float(test.pvalue), alternative=alternative, ci_low=float(boot.confidence_interval.low),
-        ci_high=float(boot.confidence_interval.high), confidence=confidence, n_resamples=n_resamples)
+        n=len(x),
+        mean_a=float(x.mean()),
+        mean_b=float(y.mean()),
+        mean_difference=mean,
+        p_value=float(test.pvalue),
+        alternative=alternative,
+        ci_low=float(boot.confidence_interval.low),
+        ci_high=float(boot.confidence_interval.high),
+        confidence=confidence,
+        n_resamples=n_resamples,
+    )
 
 
-def bootstrap_mean_ci(values: Sequence[float] | np.ndarray, *, confidence: float = 0.95, n_resamples: int = 2_000,
-                      seed: int = 0) -> tuple[float, float]:
+def bootstrap_mean_ci(
+    values: Sequence[float] | np.ndarray, *, confidence: float = 0.95, n_resamples: int = 2_000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap CI of a mean over queries (vectorized; a few ms for thousands of queries)."""
     v = np.asarray(values, dtype=float)
     if len(v) < 2 or np.allclose(v, v[0]):
@@ -89,7 +117,11 @@ def bootstrap_mean_ci(values: Sequence[float] | np.ndarray, *, confidence: float
         return m, m
     rng = np.random.default_rng(seed)
     chunk = max(1, 2_000_000 // len(v))  # bound the index matrix to ~16 MB whatever the set's size
-    means = np.concatenate([v[rng.integers(0, len(v), size=(min(chunk, n_resamples - start), len(v)))].mean(axis=1)
-                            for start in range(0, n_resamples, chunk)])
+    means = np.concatenate(
+        [
+            v[rng.integers(0, len(v), size=(min(chunk, n_resamples - start), len(v)))].mean(axis=1)
+            for start in range(0, n_resamples, chunk)
+        ]
+    )
     alpha = (1 - confidence) / 2
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))

@@ -22,18 +22,27 @@ def per_query_table(result: EvaluationResult) -> object:
     return frame.reset_index()
 
 
-def log_evaluation(report: EvaluationReport, result: EvaluationResult, *, experiment: str,
-                   artifact_root: str | None) -> str:
+def log_evaluation(
+    report: EvaluationReport, result: EvaluationResult, *, experiment: str, artifact_root: str | None
+) -> str:
     """One MLflow run per evaluation: metrics, CIs, latency, the per-query table, the digest."""
     import mlflow
 
     experiment_id = ensure_experiment(experiment, artifact_root)
     with mlflow.start_run(experiment_id=experiment_id) as run:
-        mlflow.log_params({"model": report.model, "golden": report.golden_path, "split": report.split,
-                           "precision": report.precision, "n_queries": report.n_queries,
-                           "n_documents": report.n_documents})
-        mlflow.set_tags({"golden_digest": report.golden_digest, "model_digest": report.model_digest,
-                         "embedops.job": "evaluate"})
+        mlflow.log_params(
+            {
+                "model": report.model,
+                "golden": report.golden_path,
+                "split": report.split,
+                "precision": report.precision,
+                "n_queries": report.n_queries,
+                "n_documents": report.n_documents,
+            }
+        )
+        mlflow.set_tags(
+            {"golden_digest": report.golden_digest, "model_digest": report.model_digest, "embedops.job": "evaluate"}
+        )
         metrics = dict(report.metrics)
         for name, (low, high) in report.ci.items():
             metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = low, high

@@ -81,16 +81,22 @@ def drift_scores(reference: np.ndarray, current: np.ndarray, *, pca_components: 
     auc = classifier_auc(reference, current)
     if not math.isfinite(auc):
         # A NaN compares below every threshold: reported as a score it would read as "no drift".
-        raise DataError(f"the drift score is undefined (AUC {auc}) for windows of {len(reference)} reference and "
-                        f"{len(current)} current texts (the classifier's held-out half lacks one of them): "
-                        f"use windows of at least {MIN_WINDOW_TEXTS} texts, more for a stable score")
+        raise DataError(
+            f"the drift score is undefined (AUC {auc}) for windows of {len(reference)} reference and "
+            f"{len(current)} current texts (the classifier's held-out half lacks one of them): "
+            f"use windows of at least {MIN_WINDOW_TEXTS} texts, more for a stable score"
+        )
     return DriftScores(auc=auc, ks_p_value=p, ks_dimensions=dims, n_reference=len(reference), n_current=len(current))
 
 
 def check_window_sizes(n_reference: int, n_current: int, minimum: int = MIN_WINDOW_TEXTS) -> None:
     """Refuse windows too small to score, before any work: a typed error naming the sizes and the minimum."""
-    small = [f"{what} window has {n} texts" for what, n in (("reference", n_reference), ("current", n_current))
-             if n < minimum]
+    small = [
+        f"{what} window has {n} texts"
+        for what, n in (("reference", n_reference), ("current", n_current))
+        if n < minimum
+    ]
     if small:
-        raise DataError(f"{' and '.join(small)}, fewer than the {minimum} a drift score needs: widen the time "
-                        "range or add traffic")
+        raise DataError(
+            f"{' and '.join(small)}, fewer than the {minimum} a drift score needs: widen the time range or add traffic"
+        )

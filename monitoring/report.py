@@ -15,9 +15,12 @@ def write_evidently_report(reference: np.ndarray, current: np.ndarray, path: Pat
 
     columns = [f"e{i}" for i in range(reference.shape[1])]
     definition = DataDefinition(numerical_columns=columns, embeddings={"query_embeddings": columns})
-    report = Report([EmbeddingsDrift(embeddings_name="query_embeddings",
-                                     drift_method=ModelDriftMethod(threshold=threshold))])
-    snapshot = report.run(Dataset.from_pandas(embedding_frame(current), data_definition=definition),
-                          Dataset.from_pandas(embedding_frame(reference), data_definition=definition))
+    report = Report(
+        [EmbeddingsDrift(embeddings_name="query_embeddings", drift_method=ModelDriftMethod(threshold=threshold))]
+    )
+    snapshot = report.run(
+        Dataset.from_pandas(embedding_frame(current), data_definition=definition),
+        Dataset.from_pandas(embedding_frame(reference), data_definition=definition),
+    )
     snapshot.save_html(str(path))
     return path

@@ -11,7 +11,8 @@ from registry.ledger import Ledger, format_ts, hold_schema_lock, parse_ts
 
 metadata = sa.MetaData()
 windows = sa.Table(
-    "drift_windows", metadata,
+    "drift_windows",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("ts", sa.String(32), nullable=False),
     sa.Column("model", sa.String(64), nullable=False, index=True),
@@ -24,7 +25,8 @@ windows = sa.Table(
     sa.Column("run_id", sa.String(64)),
 )
 retrains = sa.Table(
-    "retrain_state", metadata,
+    "retrain_state",
+    metadata,
     sa.Column("model", sa.String(64), primary_key=True),
     sa.Column("last_retrain_at", sa.String(32)),
     sa.Column("lease_holder", sa.String(128)),
@@ -45,13 +47,28 @@ class TriggerStore:
         row = conn.execute(sa.select(retrains).where(retrains.c.model == model)).mappings().first()
         if row is None:
             conn.execute(retrains.insert().values(model=model, failures=0, breaker_open=False))
-            return {"last_retrain_at": None, "lease_holder": None, "lease_expires": None, "failures": 0,
-                    "breaker_open": False}
+            return {
+                "last_retrain_at": None,
+                "lease_holder": None,
+                "lease_expires": None,
+                "failures": 0,
+                "breaker_open": False,
+            }
         return dict(row)
 
-    def evaluate(self, *, model: str, version: str, key: str, score: float, window_size: int,
-                 policy: TriggerPolicy, holder: str, run_id: str | None = None,
-                 can_retrain: bool = True) -> TriggerDecision:
+    def evaluate(
+        self,
+        *,
+        model: str,
+        version: str,
+        key: str,
+        score: float,
+        window_size: int,
+        policy: TriggerPolicy,
+        holder: str,
+        run_id: str | None = None,
+        can_retrain: bool = True,
+    ) -> TriggerDecision:
         """Decide and record in one locked transaction: two jobs can never both take the retrain.
 
         Without ``can_retrain`` (no retrain configured) a drifted window is recorded, nothing is leased.
@@ -60,25 +77,51 @@ class TriggerStore:
             now = self.ledger.now(conn)
             state_row = self._row(conn, model)
             seen = conn.execute(sa.select(windows.c.id).where(windows.c.idempotency_key == key)).first() is not None
-            previous = [r.score for r in conn.execute(
-                sa.select(windows.c.score).where(windows.c.model == model, windows.c.version == version)
-                .order_by(windows.c.id.desc()).limit(max(policy.consecutive - 1, 0))).all()][::-1]
+            previous = [
+                r.score
+                for r in conn.execute(
+                    sa.select(windows.c.score)
+                    .where(windows.c.model == model, windows.c.version == version)
+                    .order_by(windows.c.id.desc())
+                    .limit(max(policy.consecutive - 1, 0))
+                ).all()
+            ][::-1]
             state = TriggerState(
-                now=now, previous_scores=previous, key_seen=seen,
+                now=now,
+                previous_scores=previous,
+                key_seen=seen,
                 last_retrain_at=parse_ts(state_row["last_retrain_at"]) if state_row["last_retrain_at"] else None,
                 lease_expires=parse_ts(state_row["lease_expires"]) if state_row["lease_expires"] else None,
-                breaker_open=bool(state_row["breaker_open"]), failures=int(state_row["failures"]))
+                breaker_open=bool(state_row["breaker_open"]),
+                failures=int(state_row["failures"]),
+            )
             decision = decide_trigger(policy, state, score, window_size)
             if decision.action == "retrain" and not can_retrain:
                 decision = TriggerDecision("none", True, f"{decision.reason}; no retrain is configured")
             if not seen and window_size >= policy.min_window:
-                conn.execute(windows.insert().values(
-                    ts=format_ts(now), model=model, version=version, idempotency_key=key, score=score,
-                    drifted=decision.drifted, action=decision.action, reason=decision.reason, run_id=run_id))
+                conn.execute(
+                    windows.insert().values(
+                        ts=format_ts(now),
+                        model=model,
+                        version=version,
+                        idempotency_key=key,
+                        score=score,
+                        drifted=decision.drifted,
+                        action=decision.action,
+                        reason=decision.reason,
+                        run_id=run_id,
+                    )
+                )
             if decision.action == "retrain":
-                conn.execute(retrains.update().where(retrains.c.model == model).values(
-                    last_retrain_at=format_ts(now), lease_holder=holder,
-                    lease_expires=format_ts(now + dt.timedelta(minutes=policy.lease_minutes))))
+                conn.execute(
+                    retrains.update()
+                    .where(retrains.c.model == model)
+                    .values(
+                        last_retrain_at=format_ts(now),
+                        lease_holder=holder,
+                        lease_expires=format_ts(now + dt.timedelta(minutes=policy.lease_minutes)),
+                    )
+                )
         return decision
 
     def finish(self, *, model: str, holder: str, succeeded: bool, policy: TriggerPolicy) -> None:
@@ -102,5 +145,8 @@ class TriggerStore:
 
     def window_count(self, model: str) -> int:
         with self.ledger.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(windows)
-                                    .where(windows.c.model == model)).scalar_one())
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(windows).where(windows.c.model == model)
+                ).scalar_one()
+            )

@@ -26,8 +26,9 @@ Action = Literal["none", "retrain"]
 class TriggerPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    retrain_threshold: float = Field(RETRAIN_THRESHOLD, gt=0.5, le=1,
-                                     description="AUC at or above this counts as drift")
+    retrain_threshold: float = Field(
+        RETRAIN_THRESHOLD, gt=0.5, le=1, description="AUC at or above this counts as drift"
+    )
     consecutive: int = Field(2, ge=1, le=100, description="windows in a row over the threshold")
     high_threshold: float = Field(0.60, gt=0.5, le=1, description="one window at or above this is enough")
     cooldown_hours: float = Field(24, ge=0)
@@ -61,30 +62,42 @@ class TriggerDecision:
 
 def decide_trigger(policy: TriggerPolicy, state: TriggerState, score: float, window_size: int) -> TriggerDecision:
     if window_size < policy.min_window:
-        return TriggerDecision("none", False, f"insufficient data: {window_size} texts, the minimum is "
-                                              f"{policy.min_window}")
-    streak = [*state.previous_scores[-(policy.consecutive - 1):], score] if policy.consecutive > 1 else [score]
+        return TriggerDecision(
+            "none", False, f"insufficient data: {window_size} texts, the minimum is {policy.min_window}"
+        )
+    streak = [*state.previous_scores[-(policy.consecutive - 1) :], score] if policy.consecutive > 1 else [score]
     over = score >= policy.retrain_threshold
     if score >= policy.high_threshold:
         drifted, why = True, f"score {score:.3f} >= high threshold {policy.high_threshold}"
     elif over and len(streak) >= policy.consecutive and all(s >= policy.retrain_threshold for s in streak):
         drifted, why = True, f"{policy.consecutive} windows in a row >= {policy.retrain_threshold}"
     elif over:
-        return TriggerDecision("none", False, f"score {score:.3f} >= {policy.retrain_threshold}, waiting for "
-                                              f"{policy.consecutive} windows in a row")
+        return TriggerDecision(
+            "none",
+            False,
+            f"score {score:.3f} >= {policy.retrain_threshold}, waiting for {policy.consecutive} windows in a row",
+        )
     else:
         return TriggerDecision("none", False, f"no drift: score {score:.3f} < {policy.retrain_threshold}")
     if state.key_seen:
         return TriggerDecision("none", drifted, "this window was already handled (same idempotency key)")
     if state.breaker_open:
-        return TriggerDecision("none", drifted, f"circuit breaker open after {state.failures} failed retrains; "
-                                                "a person must reset it (embedops retrain --reset-breaker NAME)")
+        return TriggerDecision(
+            "none",
+            drifted,
+            f"circuit breaker open after {state.failures} failed retrains; "
+            "a person must reset it (embedops retrain --reset-breaker NAME)",
+        )
     if state.lease_expires is not None and state.lease_expires > state.now:
-        return TriggerDecision("none", drifted, f"a retrain is already running (lease until "
-                                                f"{state.lease_expires.isoformat()})")
+        return TriggerDecision(
+            "none", drifted, f"a retrain is already running (lease until {state.lease_expires.isoformat()})"
+        )
     if state.last_retrain_at is not None:
         ready = state.last_retrain_at + dt.timedelta(hours=policy.cooldown_hours)
         if ready > state.now:
-            return TriggerDecision("none", drifted, f"cooldown: last retrain {state.last_retrain_at.isoformat()}, "
-                                                    f"next allowed {ready.isoformat()}")
+            return TriggerDecision(
+                "none",
+                drifted,
+                f"cooldown: last retrain {state.last_retrain_at.isoformat()}, next allowed {ready.isoformat()}",
+            )
     return TriggerDecision("retrain", True, why)

@@ -48,8 +48,15 @@ def _parse_ts(value: object, path: Path, lineno: int) -> dt.datetime | None:
         raise DataError(f"'{value[:40]}' is not an ISO-8601 time", path=str(path), row=lineno, field="ts") from None
 
 
-def read_window(path: str | Path, *, start: dt.datetime | None = None, end: dt.datetime | None = None,
-                size: int | None = None, seed: int = 0, min_texts: int = MIN_WINDOW_TEXTS) -> Window:
+def read_window(
+    path: str | Path,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    size: int | None = None,
+    seed: int = 0,
+    min_texts: int = MIN_WINDOW_TEXTS,
+) -> Window:
     """Texts whose ``ts`` falls in [start, end) (with a range every line needs a ``ts``; without one,
     ``ts`` is optional), sampled without replacement to ``size`` with a fixed seed so a replay gives
     the same window. Fewer than ``min_texts`` texts is an error: it is refused before any embedding."""
@@ -79,16 +86,19 @@ def read_window(path: str | Path, *, start: dt.datetime | None = None, end: dt.d
                 raise DataError("expected an object with a 'text' field", path=str(file), row=lineno)
             text = record["text"]
             if text is not None and not isinstance(text, str):
-                raise DataError(f"expected text, got {type(text).__name__}", path=str(file), row=lineno,
-                                field="text")
+                raise DataError(f"expected text, got {type(text).__name__}", path=str(file), row=lineno, field="text")
             if text:
                 check_text(text, path=str(file), row=lineno, field="text")
             stamp = _parse_ts(record.get("ts"), file, lineno)
             if (start or end) and stamp is None:
                 # Skipping it would shrink the window silently: the line may well belong to the range.
-                raise DataError("no 'ts' but a time range (--start/--end) was given: add an ISO-8601 'ts' to "
-                                "every line, or choose the window by file (pass the file without --start/--end)",
-                                path=str(file), row=lineno, field="ts")
+                raise DataError(
+                    "no 'ts' but a time range (--start/--end) was given: add an ISO-8601 'ts' to "
+                    "every line, or choose the window by file (pass the file without --start/--end)",
+                    path=str(file),
+                    row=lineno,
+                    field="ts",
+                )
             if (start and stamp < start) or (end and stamp >= end):
                 continue
             if not text or not text.strip():
@@ -101,7 +111,9 @@ def read_window(path: str | Path, *, start: dt.datetime | None = None, end: dt.d
     if size is not None and total > size:
         texts = random.Random(seed).sample(texts, size)
     if len(texts) < min_texts:
-        raise DataError(f"the window has {len(texts)} texts, fewer than the {min_texts} a drift score needs: "
-                        "widen the time range or add traffic (and keep the sample size at least that)",
-                        path=str(root))
+        raise DataError(
+            f"the window has {len(texts)} texts, fewer than the {min_texts} a drift score needs: "
+            "widen the time range or add traffic (and keep the sample size at least that)",
+            path=str(root),
+        )
     return Window(texts=texts, source=str(root), digest=text_digest(texts), total=total, dropped_empty=dropped)

@@ -38,11 +38,13 @@ def _get(tracking_uri: str, endpoint: str, params: dict[str, str] | None = None)
     from mlflow.utils.rest_utils import http_request
 
     try:
-        response = http_request(get_default_host_creds(tracking_uri), endpoint, "GET", params=params,
-                                max_retries=0, raise_on_status=False)
+        response = http_request(
+            get_default_host_creds(tracking_uri), endpoint, "GET", params=params, max_retries=0, raise_on_status=False
+        )
     except Exception as exc:  # connection refused and the like: configure() already checked /health
-        raise ServiceUnavailableError(f"the MLflow tracking server at {tracking_uri} did not answer {endpoint}: "
-                                      f"{exc}") from exc
+        raise ServiceUnavailableError(
+            f"the MLflow tracking server at {tracking_uri} did not answer {endpoint}: {exc}"
+        ) from exc
     try:
         body = response.json()
     except ValueError:
@@ -66,13 +68,16 @@ def authenticated_user(tracking_uri: str) -> str | None:
 def _ask_current_user(tracking_uri: str, user: str, password: str | None) -> str | None:
     status, body = _get(tracking_uri, CURRENT_USER)
     if status in (401, 403):
-        raise NotAuthorizedError(f"the tracking server at {tracking_uri} rejected the credentials of '{user}' "
-                                 "(MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)")
+        raise NotAuthorizedError(
+            f"the tracking server at {tracking_uri} rejected the credentials of '{user}' "
+            "(MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)"
+        )
     if status == 404:
         return None  # a server without the basic-auth app: the username is not checked by anyone
     if status != 200 or "user" not in body:
-        raise ServiceUnavailableError(f"the tracking server at {tracking_uri} answered {CURRENT_USER} with HTTP "
-                                      f"{status}")
+        raise ServiceUnavailableError(
+            f"the tracking server at {tracking_uri} answered {CURRENT_USER} with HTTP {status}"
+        )
     return str(body["user"]["username"])
 
 
@@ -85,8 +90,10 @@ def resolve_actor(tracking_uri: str, explicit: str | None, default: str | None =
     if user is None:
         return actor(explicit or default)
     if explicit and explicit != user:
-        raise NotAuthorizedError(f"--actor {explicit}: the tracking server authenticated you as '{user}', and the "
-                                 "ledger records who MLflow authenticated")
+        raise NotAuthorizedError(
+            f"--actor {explicit}: the tracking server authenticated you as '{user}', and the "
+            "ledger records who MLflow authenticated"
+        )
     return user
 
 
@@ -95,13 +102,16 @@ def model_grant(tracking_uri: str, user: str, name: str) -> str | None:
     None without authentication or when the model does not exist yet (whoever creates it owns it)."""
     if _username(tracking_uri) is None or not _model_exists(name):
         return None
-    status, body = _get(tracking_uri, USER_PERMISSION,
-                        {"username": user, "resource_type": "registered_model", "resource_id": name})
+    status, body = _get(
+        tracking_uri, USER_PERMISSION, {"username": user, "resource_type": "registered_model", "resource_id": name}
+    )
     if status == 404 and "permission" not in body:
         return None
     if status != 200:
-        raise NotAuthorizedError(f"MLflow would not say what '{user}' may do to registered model '{name}' "
-                                 f"(HTTP {status}: {body.get('message', '')})")
+        raise NotAuthorizedError(
+            f"MLflow would not say what '{user}' may do to registered model '{name}' "
+            f"(HTTP {status}: {body.get('message', '')})"
+        )
     return str(body["permission"])
 
 
@@ -128,4 +138,5 @@ def require_can_register(tracking_uri: str, name: str) -> None:
         raise NotAuthorizedError(
             f"MLflow grants '{user}' {grant} on registered model '{name}': registering a version needs EDIT or "
             f"MANAGE. Train with --no-register and ask a release manager to run `embedops register "
-            f"runs:/<run id>/model --name {name}`")
+            f"runs:/<run id>/model --name {name}`"
+        )

@@ -18,8 +18,16 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 # Files whose content decides how text becomes token ids; other tokenizer files only repeat them.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
-                   "sentencepiece.bpe.model", "spiece.model", "merges.txt", "vocab.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "merges.txt",
+    "vocab.json",
+)
 
 
 def save_tokenizer(model: SentenceTransformer, folder: Path) -> list[Path]:
@@ -81,8 +89,11 @@ def manifest_digest(manifest: dict[str, str]) -> str:
 def manifest_problems(expected: dict[str, str], folder: Path) -> list[str]:
     """What differs between a folder and its manifest: changed, missing and unexpected files."""
     actual = folder_manifest(folder)
-    problems = [f"{name} changed since registration" for name in sorted(expected)
-                if name in actual and actual[name] != expected[name]]
+    problems = [
+        f"{name} changed since registration"
+        for name in sorted(expected)
+        if name in actual and actual[name] != expected[name]
+    ]
     problems += [f"{name} is missing" for name in sorted(set(expected) - set(actual))]
     problems += [f"{name} was added" for name in sorted(set(actual) - set(expected))]
     return problems

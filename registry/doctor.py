@@ -46,46 +46,78 @@ def stale_runs(client: Any, older_than_hours: float) -> list[Finding]:
     for run in client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'", max_results=5000):
         if run.info.start_time and run.info.start_time < cutoff_ms:
             hours = (time.time() * 1000 - run.info.start_time) / 3_600_000
-            findings.append(Finding("stale_run", run.info.run_id,
-                                    f"RUNNING for {hours:.1f} h (experiment {run.info.experiment_id}): its job died",
-                                    fixable=True))
+            findings.append(
+                Finding(
+                    "stale_run",
+                    run.info.run_id,
+                    f"RUNNING for {hours:.1f} h (experiment {run.info.experiment_id}): its job died",
+                    fixable=True,
+                )
+            )
     return findings
 
 
 def alias_findings(ledger: Ledger, name: str) -> list[Finding]:
-    findings = [Finding("unusable_alias_target", f"{name}@{alias}",
-                        f"points to v{version}, which cannot be served: {problem}; roll back or promote", fixable=False)
-                for alias, version, problem in alias_file_problems(name) if problem]
+    findings = [
+        Finding(
+            "unusable_alias_target",
+            f"{name}@{alias}",
+            f"points to v{version}, which cannot be served: {problem}; roll back or promote",
+            fixable=False,
+        )
+        for alias, version, problem in alias_file_problems(name)
+        if problem
+    ]
     moves = ledger.history(name)
     for alias in (PRODUCTION, PREVIOUS, CANDIDATE):
         audited = recorded_position(moves, alias)
         actual = store.alias_version(name, alias)
         if actual != audited:
             said = f"v{audited}" if audited else "unset"
-            findings.append(Finding(
-                "alias_disagrees_with_ledger", f"{name}@{alias}",
-                f"the registry says v{actual}, the ledger says {said}"
-                + (" (where a rollback would go)" if alias == PREVIOUS else ""),
-                fixable=audited is not None or alias == PREVIOUS))
+            findings.append(
+                Finding(
+                    "alias_disagrees_with_ledger",
+                    f"{name}@{alias}",
+                    f"the registry says v{actual}, the ledger says {said}"
+                    + (" (where a rollback would go)" if alias == PREVIOUS else ""),
+                    fixable=audited is not None or alias == PREVIOUS,
+                )
+            )
     return findings
 
 
 def unverified_versions(name: str) -> list[Finding]:
     from registry.contract import MANIFEST_TAG
 
-    return [Finding("unverified_version", f"{name}/v{v.version}",
-                    f"has no sha256 manifest (tag {MANIFEST_TAG}), so nothing can tell if its files changed; "
-                    f"re-register it: embedops register models:/{name}/{v.version} --name {name}", fixable=False)
-            for v in store.list_versions(name) if not v.tags.get(MANIFEST_TAG)]
+    return [
+        Finding(
+            "unverified_version",
+            f"{name}/v{v.version}",
+            f"has no sha256 manifest (tag {MANIFEST_TAG}), so nothing can tell if its files changed; "
+            f"re-register it: embedops register models:/{name}/{v.version} --name {name}",
+            fixable=False,
+        )
+        for v in store.list_versions(name)
+        if not v.tags.get(MANIFEST_TAG)
+    ]
 
 
 def interrupted_moves(ledger: Ledger, name: str) -> list[tuple[Finding, Move]]:
     found = []
     for move in interrupted(ledger.history(name, settled_pending=True)):
         actual = store.alias_version(name, move.alias)
-        found.append((Finding("interrupted_move", f"{name}@{move.alias}",
-                              f"{move.action} v{move.from_version} -> v{move.to_version} by {move.actor} at {move.ts} "
-                              f"has no outcome (its job died); the registry says v{actual}", fixable=True), move))
+        found.append(
+            (
+                Finding(
+                    "interrupted_move",
+                    f"{name}@{move.alias}",
+                    f"{move.action} v{move.from_version} -> v{move.to_version} by {move.actor} at {move.ts} "
+                    f"has no outcome (its job died); the registry says v{actual}",
+                    fixable=True,
+                ),
+                move,
+            )
+        )
     return found
 
 
@@ -95,16 +127,31 @@ def settle_move(ledger: Ledger, move: Move, actor: str) -> None:
         if move.id not in {m.id for m in interrupted(ledger.history(move.model, settled_pending=True))}:
             return  # a live job held the lock and has just recorded its own outcome
         actual = store.alias_version(move.model, move.alias)
-        row = {k: getattr(move, k) for k in ("actor", "action", "model", "alias", "from_version", "to_version",
-                                               "reason", "decision_run_id")}
+        row = {
+            k: getattr(move, k)
+            for k in ("actor", "action", "model", "alias", "from_version", "to_version", "reason", "decision_run_id")
+        }
         if actual == move.to_version:
             if move.alias == PRODUCTION:
                 set_or_clear(move.model, PREVIOUS, rollback_target(as_settled(ledger.history(move.model), move)))
-            ledger.commit(outcome="success", **(row | {"detail": f"recorded by embedops doctor --fix ({actor}): "
-                                                                 "the job died after moving the alias"}))
+            ledger.commit(
+                outcome="success",
+                **(
+                    row
+                    | {"detail": f"recorded by embedops doctor --fix ({actor}): the job died after moving the alias"}
+                ),
+            )
         else:
-            ledger.commit(outcome="failed", **(row | {"detail": f"recorded by embedops doctor --fix ({actor}): the "
-                                                                f"job died before moving the alias (v{actual})"}))
+            ledger.commit(
+                outcome="failed",
+                **(
+                    row
+                    | {
+                        "detail": f"recorded by embedops doctor --fix ({actor}): the "
+                        f"job died before moving the alias (v{actual})"
+                    }
+                ),
+            )
 
 
 def repair_alias(ledger: Ledger, finding: Finding, actor: str) -> None:
@@ -118,9 +165,18 @@ def repair_alias(ledger: Ledger, finding: Finding, actor: str) -> None:
         if audited is not None:
             check_version_files(store.get_version(name, audited))
         set_or_clear(name, alias, audited)
-        ledger.append(conn, actor=actor, action="repair", model=name, alias=alias, from_version=actual,
-                      to_version=audited, outcome="success", reason="embedops doctor --fix",
-                      detail=f"the registry said v{actual}, which the ledger never recorded")
+        ledger.append(
+            conn,
+            actor=actor,
+            action="repair",
+            model=name,
+            alias=alias,
+            from_version=actual,
+            to_version=audited,
+            outcome="success",
+            reason="embedops doctor --fix",
+            detail=f"the registry said v{actual}, which the ledger never recorded",
+        )
 
 
 def examine(ledger: Ledger, *, models: list[str] | None, stale_hours: float, fix: bool, actor: str) -> dict[str, Any]:
@@ -150,5 +206,10 @@ def examine(ledger: Ledger, *, models: list[str] | None, stale_hours: float, fix
                 repair_alias(ledger, finding, actor)
             finding.fixed = True
     remaining = [f for f in findings if not f.fixed]
-    return {"models": names, "findings": [f.to_dict() for f in findings], "clean": not remaining,
-            "fixed": sum(f.fixed for f in findings), "remaining": len(remaining)}
+    return {
+        "models": names,
+        "findings": [f.to_dict() for f in findings],
+        "clean": not remaining,
+        "fixed": sum(f.fixed for f in findings),
+        "remaining": len(remaining),
+    }

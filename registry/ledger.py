@@ -30,7 +30,8 @@ Outcome = Literal["success", "rejected", "conflict", "failed", "denied", "pendin
 
 metadata = sa.MetaData()
 moves = sa.Table(
-    "alias_moves", metadata,
+    "alias_moves",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("ts", sa.String(32), nullable=False),  # ISO-8601 UTC from the database clock
     sa.Column("actor", sa.String(128), nullable=False),
@@ -146,8 +147,7 @@ class Ledger:
         """The database clock as an ISO-8601 UTC string expression (one clock for every worker)."""
         if self.dialect == "sqlite":
             return sa.func.strftime("%Y-%m-%dT%H:%M:%fZ", "now")
-        return sa.func.to_char(sa.func.timezone("UTC", sa.func.clock_timestamp()),
-                               'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+        return sa.func.to_char(sa.func.timezone("UTC", sa.func.clock_timestamp()), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 
     @contextmanager
     def locked(self, model: str) -> Iterator[Connection]:
@@ -191,12 +191,36 @@ class Ledger:
         with self.engine.begin() as conn:
             self.append(conn, **row)
 
-    def append(self, conn: Connection, *, actor: str, action: Action, model: str, alias: str,
-               from_version: str | None, to_version: str | None, outcome: Outcome, reason: str = "",
-               decision_run_id: str | None = None, detail: str = "") -> None:
-        conn.execute(moves.insert().values(
-            ts=self.now_sql(), actor=actor, action=action, model=model, alias=alias, from_version=from_version,
-            to_version=to_version, reason=reason, decision_run_id=decision_run_id, outcome=outcome, detail=detail))
+    def append(
+        self,
+        conn: Connection,
+        *,
+        actor: str,
+        action: Action,
+        model: str,
+        alias: str,
+        from_version: str | None,
+        to_version: str | None,
+        outcome: Outcome,
+        reason: str = "",
+        decision_run_id: str | None = None,
+        detail: str = "",
+    ) -> None:
+        conn.execute(
+            moves.insert().values(
+                ts=self.now_sql(),
+                actor=actor,
+                action=action,
+                model=model,
+                alias=alias,
+                from_version=from_version,
+                to_version=to_version,
+                reason=reason,
+                decision_run_id=decision_run_id,
+                outcome=outcome,
+                detail=detail,
+            )
+        )
 
     def record(self, **row: Any) -> None:
         """Append one row in a transaction of its own (an attempt that moved nothing)."""
@@ -222,10 +246,21 @@ class Ledger:
         """The last successful move of ``alias`` at or before ``at``: what it pointed to then."""
         stamp = format_ts(at)
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(moves).where(moves.c.model == model, moves.c.alias == alias,
-                                       moves.c.outcome == "success", moves.c.ts <= stamp)
-                .order_by(moves.c.id.desc()).limit(1)).mappings().first()
+            row = (
+                conn.execute(
+                    sa.select(moves)
+                    .where(
+                        moves.c.model == model,
+                        moves.c.alias == alias,
+                        moves.c.outcome == "success",
+                        moves.c.ts <= stamp,
+                    )
+                    .order_by(moves.c.id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
         return Move(**dict(row)) if row else None
 
     def now(self, conn: Connection) -> dt.datetime:

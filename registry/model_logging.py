@@ -49,9 +49,12 @@ def pip_requirements() -> list[str]:
     import torch
     import transformers
 
-    return [f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
-            f"transformers=={transformers.__version__}",
-            f"sentence-transformers=={sentence_transformers.__version__}"]
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"torch=={torch.__version__.split('+')[0]}",
+        f"transformers=={transformers.__version__}",
+        f"sentence-transformers=={sentence_transformers.__version__}",
+    ]
 
 
 def log_model(model: SentenceTransformer) -> ModelInfo:
@@ -60,8 +63,9 @@ def log_model(model: SentenceTransformer) -> ModelInfo:
 
     dim = model.get_embedding_dimension()
     signature = infer_signature(["a text"], np.zeros((1, dim), dtype=np.float32))
-    return mlflow.sentence_transformers.log_model(model, name="model", signature=signature,
-                                                  pip_requirements=pip_requirements())
+    return mlflow.sentence_transformers.log_model(
+        model, name="model", signature=signature, pip_requirements=pip_requirements()
+    )
 
 
 def verify_logged_model(model_uri: str, dim: int) -> dict[str, str]:
@@ -75,8 +79,10 @@ def verify_logged_model(model_uri: str, dim: int) -> dict[str, str]:
         loaded = load_sentence_transformer(folder, device="cpu")
         vectors = encode(loaded, PROBE_TEXTS, batch_size=len(PROBE_TEXTS), progress=False, what="probe texts")
     if vectors.shape != (len(PROBE_TEXTS), dim):
-        raise ModelError(f"the logged model returns vectors of shape {vectors.shape}, expected "
-                         f"({len(PROBE_TEXTS)}, {dim}): not registering it")
+        raise ModelError(
+            f"the logged model returns vectors of shape {vectors.shape}, expected "
+            f"({len(PROBE_TEXTS)}, {dim}): not registering it"
+        )
     return manifest
 
 
@@ -88,8 +94,9 @@ def register_version(model_uri: str, name: str, run_id: str, tags: dict[str, str
     return str(version.version)
 
 
-def log_verified_model(model: SentenceTransformer, *, base_model: str,
-                       extra_tags: dict[str, str] | None = None) -> tuple[str, dict[str, str]]:
+def log_verified_model(
+    model: SentenceTransformer, *, base_model: str, extra_tags: dict[str, str] | None = None
+) -> tuple[str, dict[str, str]]:
     """In the active run: tokenizer files, the contract tags, the model; then load it back and check it.
 
     Returns the logged model's URI and the tags a registered version of it must carry.

@@ -39,34 +39,64 @@ class MoveResult:
 UPDATE_GRANTS = ("EDIT", "MANAGE")
 
 
-def authorize(actor: str, release_managers: list[str], alias: str = PRODUCTION, *, mlflow_grant: str | None = None,
-              model: str = "") -> None:
+def authorize(
+    actor: str,
+    release_managers: list[str],
+    alias: str = PRODUCTION,
+    *,
+    mlflow_grant: str | None = None,
+    model: str = "",
+) -> None:
     """May ``actor`` move ``alias``? Both must agree: MLflow's grant on the model, where the tracking
     server authenticates (None otherwise), and the release-manager list (empty: anyone; the
     single-user default). A grant is checked first, so embedops never allows what MLflow refuses."""
     if mlflow_grant is not None and mlflow_grant not in UPDATE_GRANTS:
-        raise NotAuthorizedError(f"MLflow grants '{actor}' {mlflow_grant} on registered model '{model}': moving "
-                                 f"{alias} needs EDIT or MANAGE, which an MLflow admin grants "
-                                 "(docs/deploy.md, authenticated promotion)")
+        raise NotAuthorizedError(
+            f"MLflow grants '{actor}' {mlflow_grant} on registered model '{model}': moving "
+            f"{alias} needs EDIT or MANAGE, which an MLflow admin grants "
+            "(docs/deploy.md, authenticated promotion)"
+        )
     if alias == PRODUCTION and release_managers and actor not in release_managers:
-        raise NotAuthorizedError(f"'{actor}' may not move {PRODUCTION}: release managers are "
-                                 f"{', '.join(release_managers)} (automation may only set the candidate alias)")
+        raise NotAuthorizedError(
+            f"'{actor}' may not move {PRODUCTION}: release managers are "
+            f"{', '.join(release_managers)} (automation may only set the candidate alias)"
+        )
 
 
-def move_production(ledger: Ledger, *, name: str, to_version: str, expected: str | None, actor: str,
-                    action: Action, reason: str, decision_run_id: str | None = None) -> MoveResult:
+def move_production(
+    ledger: Ledger,
+    *,
+    name: str,
+    to_version: str,
+    expected: str | None,
+    actor: str,
+    action: Action,
+    reason: str,
+    decision_run_id: str | None = None,
+) -> MoveResult:
     """Point ``production`` at ``to_version`` only if it still points at ``expected``."""
     conflict: str | None = None
     failure: Exception | None = None
     with ledger.mutex(name):
         current = store.alias_version(name, PRODUCTION)
         old_previous = store.alias_version(name, PREVIOUS)
-        row = dict(actor=actor, action=action, model=name, alias=PRODUCTION, from_version=current,
-                   to_version=to_version, reason=reason, decision_run_id=decision_run_id)
+        row = dict(
+            actor=actor,
+            action=action,
+            model=name,
+            alias=PRODUCTION,
+            from_version=current,
+            to_version=to_version,
+            reason=reason,
+            decision_run_id=decision_run_id,
+        )
         if current != expected:
-            conflict = (f"production moved from v{expected} to v{current} since the gate ran; "
-                        f"re-run the promotion against v{current}" if expected else
-                        f"production is already v{current}; promote against it instead of --initial")
+            conflict = (
+                f"production moved from v{expected} to v{current} since the gate ran; "
+                f"re-run the promotion against v{current}"
+                if expected
+                else f"production is already v{current}; promote against it instead of --initial"
+            )
             ledger.commit(outcome="conflict", detail=conflict, **row)
         else:
             try:

@@ -57,28 +57,54 @@ def log_decision(decision: GateDecision, name: str, golden: str, artifact_root: 
 
     experiment_id = ensure_experiment(PROMOTIONS_EXPERIMENT, artifact_root)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-v{decision.candidate_version}") as run:
-        mlflow.log_params({"model": name, "candidate_version": decision.candidate_version,
-                           "production_version": decision.production_version, "golden": golden,
-                           "primary_metric": decision.primary_metric})
-        mlflow.set_tags({"verdict": decision.verdict, "golden_digest": decision.golden_digest,
-                         "reindex_required": str(decision.reindex_required).lower()})
+        mlflow.log_params(
+            {
+                "model": name,
+                "candidate_version": decision.candidate_version,
+                "production_version": decision.production_version,
+                "golden": golden,
+                "primary_metric": decision.primary_metric,
+            }
+        )
+        mlflow.set_tags(
+            {
+                "verdict": decision.verdict,
+                "golden_digest": decision.golden_digest,
+                "reindex_required": str(decision.reindex_required).lower(),
+            }
+        )
         metrics = {f"candidate_{k}": v for k, v in decision.candidate_metrics.items()}
         metrics |= {f"production_{k}": v for k, v in decision.production_metrics.items()}
-        metrics |= {"p_value": decision.comparison["p_value"],
-                    "mean_difference": decision.comparison["mean_difference"]}
+        metrics |= {
+            "p_value": decision.comparison["p_value"],
+            "mean_difference": decision.comparison["mean_difference"],
+        }
         mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "decision.json").write_text(json.dumps(decision.to_dict(), indent=2))
-            (Path(tmp) / "report.html").write_text(render_html(decision, name, golden=golden,
-                                                               run_id=run.info.run_id), encoding="utf-8")
+            (Path(tmp) / "report.html").write_text(
+                render_html(decision, name, golden=golden, run_id=run.info.run_id), encoding="utf-8"
+            )
             mlflow.log_artifacts(tmp, artifact_path="gate")
         return run.info.run_id
 
 
-def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden: str | None = None,
-            golden_split: str | None = None, reason: str = "", initial: bool = False, skip_gate: bool = False,
-            expected_production: str | None = None, gate_only: bool = False, allow_reindex: bool = False,
-            progress: bool = True) -> dict[str, Any]:
+def promote(
+    ctx: Context,
+    name: str,
+    version: str,
+    *,
+    policy: GatePolicy,
+    golden: str | None = None,
+    golden_split: str | None = None,
+    reason: str = "",
+    initial: bool = False,
+    skip_gate: bool = False,
+    expected_production: str | None = None,
+    gate_only: bool = False,
+    allow_reindex: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Gate ``version`` against production and move the aliases; raises GateRejected on a failed gate.
 
     ``gate_only`` (what automation may do) points ``candidate`` at a version that passed and leaves
@@ -105,9 +131,11 @@ def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden
         changed = contract_changes(store.get_version(name, current), candidate)
         if changed:
             with recorded_refusal(ctx, **refusal):
-                raise ContractChangeError(f"{name} v{candidate.version} changes the contract ({'; '.join(changed)}): "
-                                          "every index built by production must be rebuilt; pass --allow-reindex "
-                                          "to move anyway, or promote through the gate")
+                raise ContractChangeError(
+                    f"{name} v{candidate.version} changes the contract ({'; '.join(changed)}): "
+                    "every index built by production must be rebuilt; pass --allow-reindex "
+                    "to move anyway, or promote through the gate"
+                )
 
     decision_run_id = None
     decision: GateDecision | None = None
@@ -119,36 +147,71 @@ def promote(ctx: Context, name: str, version: str, *, policy: GatePolicy, golden
 
         golden_set = load_golden_set(golden_dir, golden_split or policy.golden_split)
         with recorded_refusal(ctx, **refusal):
-            gate = run_gate(candidate, store.get_version(name, current), golden_set, policy, cache_dir=ctx.cache_dir,
-                            progress=progress)
+            gate = run_gate(
+                candidate,
+                store.get_version(name, current),
+                golden_set,
+                policy,
+                cache_dir=ctx.cache_dir,
+                progress=progress,
+            )
         decision = gate.decision
         decision_run_id = log_decision(decision, name, str(golden_dir), ctx.artifact_root)
-        store.tag_version(name, candidate.version, {"gate_verdict": decision.verdict,
-                                                    "gate_decision_run_id": decision_run_id})
+        store.tag_version(
+            name, candidate.version, {"gate_verdict": decision.verdict, "gate_decision_run_id": decision_run_id}
+        )
         if not decision.passed:
             failed = ", ".join(c.name for c in decision.failed_checks)
-            ctx.ledger.record(actor=ctx.actor, action="promote", model=name, alias=PRODUCTION, from_version=current,
-                              to_version=candidate.version, outcome="rejected", reason=reason,
-                              decision_run_id=decision_run_id, detail=f"failed: {failed}")
+            ctx.ledger.record(
+                actor=ctx.actor,
+                action="promote",
+                model=name,
+                alias=PRODUCTION,
+                from_version=current,
+                to_version=candidate.version,
+                outcome="rejected",
+                reason=reason,
+                decision_run_id=decision_run_id,
+                detail=f"failed: {failed}",
+            )
             payload = result_payload(name, candidate.version, current, decision, decision_run_id, moved=False)
-            raise GateRejected(f"gate rejected {name} v{candidate.version} against production v{current} "
-                               f"(failed: {failed}); production is unchanged", payload)
+            raise GateRejected(
+                f"gate rejected {name} v{candidate.version} against production v{current} "
+                f"(failed: {failed}); production is unchanged",
+                payload,
+            )
     else:
         check_files_or_record(ctx, candidate, action="promote", current=current, reason=reason)
     if gate_only:
         with ctx.ledger.mutex(name):
-            row = dict(actor=ctx.actor, action="candidate", model=name, alias=CANDIDATE,
-                       from_version=store.alias_version(name, CANDIDATE), to_version=candidate.version,
-                       reason=reason or "passed the gate", decision_run_id=decision_run_id)
+            row = dict(
+                actor=ctx.actor,
+                action="candidate",
+                model=name,
+                alias=CANDIDATE,
+                from_version=store.alias_version(name, CANDIDATE),
+                to_version=candidate.version,
+                reason=reason or "passed the gate",
+                decision_run_id=decision_run_id,
+            )
             with recorded(ctx.ledger, row):
                 store.set_alias(name, CANDIDATE, candidate.version)
         return result_payload(name, candidate.version, current, decision, decision_run_id, moved=False) | {
-            "candidate": candidate.version}
+            "candidate": candidate.version
+        }
     why = reason or ("initial promotion" if initial else "passed the gate")
     if skip_gate:
         why = f"gate skipped: {reason}"
-    move_production(ctx.ledger, name=name, to_version=candidate.version, expected=expected, actor=ctx.actor,
-                    action="promote", reason=why, decision_run_id=decision_run_id)
+    move_production(
+        ctx.ledger,
+        name=name,
+        to_version=candidate.version,
+        expected=expected,
+        actor=ctx.actor,
+        action="promote",
+        reason=why,
+        decision_run_id=decision_run_id,
+    )
     clear_candidate(ctx, name, candidate.version)
     return result_payload(name, candidate.version, current, decision, decision_run_id, moved=True)
 
@@ -158,8 +221,16 @@ def clear_candidate(ctx: Context, name: str, promoted: str) -> None:
     with ctx.ledger.mutex(name):
         if store.alias_version(name, CANDIDATE) != promoted:
             return
-        row = dict(actor=ctx.actor, action="promote", model=name, alias=CANDIDATE, from_version=promoted,
-                   to_version=None, reason=f"v{promoted} is production now", decision_run_id=None)
+        row = dict(
+            actor=ctx.actor,
+            action="promote",
+            model=name,
+            alias=CANDIDATE,
+            from_version=promoted,
+            to_version=None,
+            reason=f"v{promoted} is production now",
+            decision_run_id=None,
+        )
         with recorded(ctx.ledger, row):
             store.delete_alias(name, CANDIDATE)
 
@@ -173,8 +244,11 @@ CONTRACT_TAGS = ("embedding_dim", "tokenizer_sha256", "normalize", "similarity")
 
 
 def contract_changes(production: store.VersionInfo, candidate: store.VersionInfo) -> list[str]:
-    return [f"{tag} {production.tags.get(tag)} -> {candidate.tags.get(tag)}" for tag in CONTRACT_TAGS
-            if production.tags.get(tag) != candidate.tags.get(tag)]
+    return [
+        f"{tag} {production.tags.get(tag)} -> {candidate.tags.get(tag)}"
+        for tag in CONTRACT_TAGS
+        if production.tags.get(tag) != candidate.tags.get(tag)
+    ]
 
 
 def resolve_alias(name: str, version: str) -> str:
@@ -189,19 +263,30 @@ def resolve_alias(name: str, version: str) -> str:
 
 
 @contextmanager
-def recorded_refusal(ctx: Context, *, action: Literal["promote", "rollback"], model: str, current: str | None,
-                     target: str, reason: str) -> Iterator[None]:
+def recorded_refusal(
+    ctx: Context, *, action: Literal["promote", "rollback"], model: str, current: str | None, target: str, reason: str
+) -> Iterator[None]:
     """A move refused for what the versions are (files, contract) is still on record, with why."""
     try:
         yield
     except EmbedopsError as exc:
-        ctx.ledger.record(actor=ctx.actor, action=action, model=model, alias=PRODUCTION, from_version=current,
-                          to_version=target, outcome="failed", reason=reason, detail=str(exc))
+        ctx.ledger.record(
+            actor=ctx.actor,
+            action=action,
+            model=model,
+            alias=PRODUCTION,
+            from_version=current,
+            to_version=target,
+            outcome="failed",
+            reason=reason,
+            detail=str(exc),
+        )
         raise
 
 
-def check_files_or_record(ctx: Context, info: store.VersionInfo, *, action: Literal["promote", "rollback"],
-                          current: str | None, reason: str) -> None:
+def check_files_or_record(
+    ctx: Context, info: store.VersionInfo, *, action: Literal["promote", "rollback"], current: str | None, reason: str
+) -> None:
     """A version whose files are missing, corrupt or changed never gets an alias; the attempt is on record."""
     from registry.verified import check_version_files
 
@@ -209,11 +294,18 @@ def check_files_or_record(ctx: Context, info: store.VersionInfo, *, action: Lite
         check_version_files(info)
 
 
-def result_payload(name: str, version: str, production: str | None, decision: GateDecision | None,
-                   run_id: str | None, *, moved: bool) -> dict[str, Any]:
-    return {"model": name, "version": version, "previous_production": production, "moved": moved,
-            "production": version if moved else production, "decision_run_id": run_id,
-            "decision": decision.to_dict() if decision else None}
+def result_payload(
+    name: str, version: str, production: str | None, decision: GateDecision | None, run_id: str | None, *, moved: bool
+) -> dict[str, Any]:
+    return {
+        "model": name,
+        "version": version,
+        "previous_production": production,
+        "moved": moved,
+        "production": version if moved else production,
+        "decision_run_id": run_id,
+        "decision": decision.to_dict() if decision else None,
+    }
 
 
 def rollback(ctx: Context, name: str, *, reason: str, to_version: str | None = None) -> dict[str, Any]:
@@ -231,14 +323,23 @@ def rollback(ctx: Context, name: str, *, reason: str, to_version: str | None = N
         raise RegistryError(f"{name} has nothing in production to roll back")
     target = parse_version(to_version) if to_version is not None else rollback_target(ctx.ledger.history(name))
     if target is None:
-        raise RegistryError(f"{name} has no previous production version to roll back to (none before v{current}, "
-                            "or each was rolled back from): pass --to-version")
+        raise RegistryError(
+            f"{name} has no previous production version to roll back to (none before v{current}, "
+            "or each was rolled back from): pass --to-version"
+        )
     if target == current:
         raise RegistryError(f"{name} v{target} is already production; nothing was moved")
     info = store.get_version(name, target)
     check_files_or_record(ctx, info, action="rollback", current=current, reason=reason)
-    move_production(ctx.ledger, name=name, to_version=info.version, expected=current, actor=ctx.actor,
-                    action="rollback", reason=reason)
+    move_production(
+        ctx.ledger,
+        name=name,
+        to_version=info.version,
+        expected=current,
+        actor=ctx.actor,
+        action="rollback",
+        reason=reason,
+    )
     return {"model": name, "production": info.version, "previous_production": current, "moved": True}
 
 

@@ -24,9 +24,17 @@ from registry import model_logging
 REGISTER_EXPERIMENT = "embedops-registry"
 
 
-def register_folder(path: str | Path, name: str, *, golden: str | None = None, golden_split: str = DEFAULT_SPLIT,
-                    base_model: str | None = None, artifact_root: str | None = None,
-                    strip_remote_code: bool = False, progress: bool = True) -> dict[str, Any]:
+def register_folder(
+    path: str | Path,
+    name: str,
+    *,
+    golden: str | None = None,
+    golden_split: str = DEFAULT_SPLIT,
+    base_model: str | None = None,
+    artifact_root: str | None = None,
+    strip_remote_code: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Log ``path`` as a model with its contract tags (and golden metrics), verify it, register it.
 
     ``path`` may also be a logged model (``runs:/RUN_ID/model``): how a release manager registers
@@ -52,8 +60,16 @@ def register_folder(path: str | Path, name: str, *, golden: str | None = None, g
         if dropped:
             extra["remote_code_stripped"] = "; ".join(dropped)
         base_model = base_model or (str(path) if source else Path(path).expanduser().resolve().name)
-        return _register(folder, name, golden=golden, golden_split=golden_split, base_model=base_model,
-                         artifact_root=artifact_root, progress=progress, extra=extra)
+        return _register(
+            folder,
+            name,
+            golden=golden,
+            golden_split=golden_split,
+            base_model=base_model,
+            artifact_root=artifact_root,
+            progress=progress,
+            extra=extra,
+        )
 
 
 def _run_tag(run_id: str, key: str) -> str | None:
@@ -62,8 +78,17 @@ def _run_tag(run_id: str, key: str) -> str | None:
     return mlflow.get_run(run_id).data.tags.get(key)
 
 
-def _register(folder: Path, name: str, *, golden: str | None, golden_split: str, base_model: str,
-              artifact_root: str | None, progress: bool, extra: dict[str, str]) -> dict[str, Any]:
+def _register(
+    folder: Path,
+    name: str,
+    *,
+    golden: str | None,
+    golden_split: str,
+    base_model: str,
+    artifact_root: str | None,
+    progress: bool,
+    extra: dict[str, str],
+) -> dict[str, Any]:
     import mlflow
 
     golden_set = load_golden_set(golden, golden_split) if golden else None
@@ -78,5 +103,12 @@ def _register(folder: Path, name: str, *, golden: str | None, golden_split: str,
             mlflow.log_metrics(metrics)
         model_uri, tags = model_logging.log_verified_model(model, base_model=base_model, extra_tags=extra)
         version = model_logging.register_version(model_uri, name, run.info.run_id, tags)
-    return {"model": name, "version": version, "model_uri": f"models:/{name}/{version}", "run_id": run.info.run_id,
-            "metrics": metrics, "golden_digest": golden_set.digest if golden_set else None, "tags": tags}
+    return {
+        "model": name,
+        "version": version,
+        "model_uri": f"models:/{name}/{version}",
+        "run_id": run.info.run_id,
+        "metrics": metrics,
+        "golden_digest": golden_set.digest if golden_set else None,
+        "tags": tags,
+    }

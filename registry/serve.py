@@ -75,8 +75,15 @@ def serving_copy(info: store.VersionInfo, copies: Path) -> tuple[Path, Path]:
     return folder, manifest_file
 
 
-def plan_serving(name: str, alias: str = store.PRODUCTION, *, copies: Path, host: str = "127.0.0.1",
-                 port: int = 5001, workers: int = 1) -> ServePlan:
+def plan_serving(
+    name: str,
+    alias: str = store.PRODUCTION,
+    *,
+    copies: Path,
+    host: str = "127.0.0.1",
+    port: int = 5001,
+    workers: int = 1,
+) -> ServePlan:
     """The version to serve, its verified copy and the command that serves it; refuses an unset
     alias or files that do not match what was registered."""
     validate_name(name)
@@ -88,17 +95,35 @@ def plan_serving(name: str, alias: str = store.PRODUCTION, *, copies: Path, host
     version = store.alias_version(name, alias)
     if version is None:
         set_aliases = sorted({a for v in store.list_versions(name) for a in v.aliases})
-        raise RegistryError(f"{name} has no alias '{alias}' (set: {', '.join(set_aliases) or 'none'}); "
-                            f"promote a version first")
+        raise RegistryError(
+            f"{name} has no alias '{alias}' (set: {', '.join(set_aliases) or 'none'}); promote a version first"
+        )
     info = store.get_version(name, version)
     folder, manifest_file = serving_copy(info, copies)
     from registry.contract import MANIFEST_TAG
 
-    argv = [sys.executable, "-m", "uvicorn", "--factory", "registry.serving_app:create_app", "--host", host,
-            "--port", str(port), "--workers", str(workers)]
-    env = {ENV_FOLDER: str(folder), ENV_MANIFEST: str(manifest_file), ENV_MANIFEST_SHA: info.tags[MANIFEST_TAG],
-           ENV_MODEL: name, ENV_VERSION: version, ENV_ALIAS: alias,
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")
-           or str(threads_per_worker(os.cpu_count() or 1, workers))}
-    return ServePlan(model=name, alias=alias, version=version, url=f"http://{host}:{port}", folder=folder,
-                     argv=argv, env=env)
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "registry.serving_app:create_app",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    env = {
+        ENV_FOLDER: str(folder),
+        ENV_MANIFEST: str(manifest_file),
+        ENV_MANIFEST_SHA: info.tags[MANIFEST_TAG],
+        ENV_MODEL: name,
+        ENV_VERSION: version,
+        ENV_ALIAS: alias,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(threads_per_worker(os.cpu_count() or 1, workers)),
+    }
+    return ServePlan(
+        model=name, alias=alias, version=version, url=f"http://{host}:{port}", folder=folder, argv=argv, env=env
+    )

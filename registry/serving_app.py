@@ -64,8 +64,12 @@ def create_app() -> Any:
     # MLmodel is read only for its signature (how requests parse); it was checked to name the plain flavor.
     pyfunc = PyFuncModel(model_meta=Model.load(str(root / MLMODEL)), model_impl=TextEncoder(model))
     app = scoring_server.init(pyfunc)
-    served = {"model": os.environ[ENV_MODEL], "version": os.environ[ENV_VERSION], "alias": os.environ[ENV_ALIAS],
-              "manifest_sha256": os.environ[ENV_MANIFEST_SHA]}
+    served = {
+        "model": os.environ[ENV_MODEL],
+        "version": os.environ[ENV_VERSION],
+        "alias": os.environ[ENV_ALIAS],
+        "manifest_sha256": os.environ[ENV_MANIFEST_SHA],
+    }
 
     @app.get("/model")
     async def which_model() -> dict[str, str]:

@@ -39,8 +39,15 @@ def client() -> Any:
 
 
 def _info(v: Any) -> VersionInfo:
-    return VersionInfo(name=v.name, version=str(v.version), aliases=list(v.aliases or []), tags=dict(v.tags or {}),
-                       run_id=v.run_id, source=v.source, created=int(v.creation_timestamp or 0))
+    return VersionInfo(
+        name=v.name,
+        version=str(v.version),
+        aliases=list(v.aliases or []),
+        tags=dict(v.tags or {}),
+        run_id=v.run_id,
+        source=v.source,
+        created=int(v.creation_timestamp or 0),
+    )
 
 
 def get_version(name: str, version: str) -> VersionInfo:
@@ -60,8 +67,10 @@ def list_versions(name: str) -> list[VersionInfo]:
     if not found:
         import mlflow
 
-        raise RegistryError(f"no registered model named '{name}' in {mlflow.get_registry_uri()} (another store? "
-                            "set MLFLOW_TRACKING_URI or EMBEDOPS_HOME)")
+        raise RegistryError(
+            f"no registered model named '{name}' in {mlflow.get_registry_uri()} (another store? "
+            "set MLFLOW_TRACKING_URI or EMBEDOPS_HOME)"
+        )
     # Search results leave aliases empty on some stores; the registered model always has them.
     by_version: dict[str, list[str]] = {}
     for alias, version in (client().get_registered_model(name).aliases or {}).items():

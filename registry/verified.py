@@ -39,8 +39,10 @@ def registered_manifest(info: VersionInfo, scratch: Path) -> dict[str, str]:
     """The manifest logged with the version's run, checked against the digest tagged on the version."""
     digest = info.tags.get(MANIFEST_TAG)
     if not digest:
-        raise ModelError(f"{info.uri} has no sha256 manifest (tag {MANIFEST_TAG}), so its files cannot be "
-                         f"verified; re-register it: embedops register {info.uri} --name {info.name}")
+        raise ModelError(
+            f"{info.uri} has no sha256 manifest (tag {MANIFEST_TAG}), so its files cannot be "
+            f"verified; re-register it: embedops register {info.uri} --name {info.name}"
+        )
     try:
         path = store.client().download_artifacts(info.run_id, MANIFEST_FILE, str(scratch))
         manifest = json.loads(Path(path).read_text())
@@ -49,8 +51,10 @@ def registered_manifest(info: VersionInfo, scratch: Path) -> dict[str, str]:
     if not isinstance(manifest, dict) or manifest_digest(manifest) != digest:
         raise ModelError(f"{info.uri}: its file manifest was changed after registration")
     if "MLmodel" not in manifest:
-        raise ModelError(f"{info.uri}: its manifest predates embedops covering MLmodel and the environment "
-                         f"files; re-register it: embedops register {info.uri} --name {info.name}")
+        raise ModelError(
+            f"{info.uri}: its manifest predates embedops covering MLmodel and the environment "
+            f"files; re-register it: embedops register {info.uri} --name {info.name}"
+        )
     return manifest
 
 

@@ -145,11 +145,26 @@ def start_mlflow_server(state: Path, port: int, *extra: str, env: dict[str, str]
     log = state / "server.log"
     with open(log, "a") as out:
         server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "mlflow"), "server", *extra, "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}", "--artifacts-destination",
-             str(state / "artifacts"), "--workers", "1"],
+            [
+                str(Path(sys.executable).parent / "mlflow"),
+                "server",
+                *extra,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--backend-store-uri",
+                f"sqlite:///{state / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(state / "artifacts"),
+                "--workers",
+                "1",
+            ],
             env=(env or dict(os.environ)) | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_until_answers(f"http://127.0.0.1:{port}/health", server, what="mlflow server", log=log.read_text)
     except BaseException:

@@ -14,8 +14,14 @@ class KeywordEncoder:
         self.keywords = [k.lower() for k in keywords]
         self.fail_on = fail_on  # texts containing this word encode to NaN (a broken model)
 
-    def encode(self, sentences: list[str], *, batch_size: int = 32, show_progress_bar: bool | None = None,
-               convert_to_numpy: bool = True) -> np.ndarray:
+    def encode(
+        self,
+        sentences: list[str],
+        *,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        convert_to_numpy: bool = True,
+    ) -> np.ndarray:
         out = np.zeros((len(sentences), len(self.keywords)), dtype=np.float32)
         for i, text in enumerate(sentences):
             words = set(text.lower().split())

@@ -45,8 +45,19 @@ def job_argv(job: str, name: str, tiny_model: Path, pairs: Path, rng: random.Ran
     from registry.store import list_versions
 
     if job == "train":
-        return ["train", "--data", str(pairs), "--base-model", str(tiny_model), "--max-steps", "2",
-                "--batch-size", "8", "--name", name]
+        return [
+            "train",
+            "--data",
+            str(pairs),
+            "--base-model",
+            str(tiny_model),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--name",
+            name,
+        ]
     if job == "register":
         return ["register", str(tiny_model), "--name", name]
     if job == "promote":
@@ -55,8 +66,9 @@ def job_argv(job: str, name: str, tiny_model: Path, pairs: Path, rng: random.Ran
     return ["rollback", name, "--reason", "kill test"]  # refused (exit 1) until something was promoted over v1
 
 
-def run_killed(argv: list[str], env: dict[str, str], delay_s: float | None,
-               watch: Path | None = None) -> tuple[bool, int | None]:
+def run_killed(
+    argv: list[str], env: dict[str, str], delay_s: float | None, watch: Path | None = None
+) -> tuple[bool, int | None]:
     """Start ``embedops ARGV``; SIGKILL its whole process group after ``delay_s`` (None: let it finish),
     or, with ``watch`` (the SQLite ledger), the moment a new ``pending`` row appears in it: inside
     the few milliseconds between a move's record and its outcome, which timed kills rarely hit."""
@@ -67,8 +79,14 @@ def run_killed(argv: list[str], env: dict[str, str], delay_s: float | None,
             return db.execute("SELECT coalesce(max(id), 0) FROM alias_moves WHERE outcome = 'pending'").fetchone()[0]
 
     before = newest_pending() if watch else 0
-    process = subprocess.Popen([sys.executable, "-m", "embedops", *argv], cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "embedops", *argv],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + (delay_s if delay_s is not None else 600)
     while process.poll() is None:
         if time.monotonic() > deadline or (watch and newest_pending() > before):
@@ -102,14 +120,23 @@ def violations(ledger_url: str, name: str) -> list[str]:
         else:
             halfway_ends = {end for m in halfway if m.alias == alias for end in (m.from_version, m.to_version)}
         if version != recorded and version not in halfway_ends:
-            found.append(f"{alias} -> v{version}, but the ledger says v{recorded} "
-                         f"and no interrupted move names v{version}")
+            found.append(
+                f"{alias} -> v{version}, but the ledger says v{recorded} and no interrupted move names v{version}"
+            )
     ledger.dispose()
     return found
 
 
-def one_round(rng: random.Random, *, name: str, env: dict[str, str], ledger_url: str, tiny_model: Path,
-              pairs: Path, durations: dict[str, float]) -> Round:
+def one_round(
+    rng: random.Random,
+    *,
+    name: str,
+    env: dict[str, str],
+    ledger_url: str,
+    tiny_model: Path,
+    pairs: Path,
+    durations: dict[str, float],
+) -> Round:
     """One job killed at a random point of its usual duration (a tenth of rounds: not killed).
 
     Half the kills fall anywhere in the run, half in its last fifth, where the version is
@@ -148,8 +175,7 @@ def prepare(name: str, env: dict[str, str], tiny_model: Path, pairs: Path, *, me
     sets the kill window."""
     register = ["register", str(tiny_model), "--name", name]
     for argv in (register, register, ["promote", name, "--version", "1", "--initial"]):
-        subprocess.run([sys.executable, "-m", "embedops", *argv], cwd=REPO, env=env, check=True,
-                       capture_output=True)
+        subprocess.run([sys.executable, "-m", "embedops", *argv], cwd=REPO, env=env, check=True, capture_output=True)
     if not measure:
         return dict(TYPICAL_S)
     durations, rng = {}, random.Random(0)

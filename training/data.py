@@ -46,8 +46,7 @@ class TrainingData:
     def to_dataset(self) -> datasets.Dataset:
         import datasets
 
-        return datasets.Dataset.from_dict(
-            {col: [row[i] for row in self.rows] for i, col in enumerate(self.columns)})
+        return datasets.Dataset.from_dict({col: [row[i] for row in self.rows] for i, col in enumerate(self.columns)})
 
     def to_pandas(self) -> Any:
         import pandas as pd
@@ -61,8 +60,11 @@ def detect_format(path: Path) -> tuple[str, bool]:
     gz = bool(suffixes) and suffixes[-1] == ".gz"
     ext = suffixes[-2] if gz and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
     if ext not in FORMATS:
-        raise DataError(f"unsupported file type '{''.join(path.suffixes) or '(none)'}': use .jsonl, .csv "
-                        "or .parquet (optionally .gz), or a BEIR folder", path=str(path))
+        raise DataError(
+            f"unsupported file type '{''.join(path.suffixes) or '(none)'}': use .jsonl, .csv "
+            "or .parquet (optionally .gz), or a BEIR folder",
+            path=str(path),
+        )
     return FORMATS[ext], gz
 
 
@@ -81,8 +83,9 @@ def _decode(raw: bytes, path: Path) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise DataError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); re-save the file as UTF-8",
-                        path=str(path), row=line) from None
+        raise DataError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); re-save the file as UTF-8", path=str(path), row=line
+        ) from None
 
 
 def _records_jsonl(path: Path, gz: bool) -> Iterator[tuple[int, dict]]:
@@ -95,8 +98,7 @@ def _records_jsonl(path: Path, gz: bool) -> Iterator[tuple[int, dict]]:
         except json.JSONDecodeError as exc:
             raise DataError(f"not valid JSON ({exc.msg})", path=str(path), row=lineno) from None
         if not isinstance(obj, dict):
-            raise DataError(f"expected a JSON object per line, got {type(obj).__name__}", path=str(path),
-                            row=lineno)
+            raise DataError(f"expected a JSON object per line, got {type(obj).__name__}", path=str(path), row=lineno)
         yield lineno, obj
 
 
@@ -127,8 +129,9 @@ def _records_parquet(path: Path, gz: bool) -> Iterator[tuple[int, dict]]:
     except UnicodeDecodeError:
         # Arrow does not validate string columns on read; Python's decode does, one row at a time.
         row, field = _first_undecodable(table)
-        raise DataError("not UTF-8 text; write the column as UTF-8 strings", path=str(path), row=row,
-                        field=field) from None
+        raise DataError(
+            "not UTF-8 text; write the column as UTF-8 strings", path=str(path), row=row, field=field
+        ) from None
     yield from enumerate(rows, start=1)
 
 
@@ -152,7 +155,8 @@ def _beir_rows(folder: Path, split: str) -> tuple[list[tuple[int, dict]], str]:
     records = [
         (n, {"anchor": text, "positive": corpus[doc]})
         for n, (q_id, text) in enumerate(zip(golden.query_ids, golden.query_texts, strict=True), start=1)
-        for doc, grade in golden.qrels[q_id].items() if grade > 0
+        for doc, grade in golden.qrels[q_id].items()
+        if grade > 0
     ]
     return records, f"{folder}#{split}"
 
@@ -173,9 +177,12 @@ def load_training_data(path: str | Path, *, split: str = "train", min_rows: int 
     found = list(records[0][1].keys())
     missing = [c for c in REQUIRED if c not in found]
     if missing:
-        raise DataError(f"missing column(s) {', '.join(repr(c) for c in missing)} (found: "
-                        f"{', '.join(map(str, found)) or 'none'}); name the columns anchor, positive"
-                        " and optionally negative", path=str(path))
+        raise DataError(
+            f"missing column(s) {', '.join(repr(c) for c in missing)} (found: "
+            f"{', '.join(map(str, found)) or 'none'}); name the columns anchor, positive"
+            " and optionally negative",
+            path=str(path),
+        )
     columns = (*REQUIRED, *(c for c in OPTIONAL if c in found))
     ignored = tuple(str(c) for c in found if c not in columns)
 
@@ -189,8 +196,7 @@ def load_training_data(path: str | Path, *, split: str = "train", min_rows: int 
                 raise DataError("missing", path=str(path), row=lineno, field=col)
             value = record[col]
             if value is not None and not isinstance(value, str):
-                raise DataError(f"expected text, got {type(value).__name__}", path=str(path), row=lineno,
-                                field=col)
+                raise DataError(f"expected text, got {type(value).__name__}", path=str(path), row=lineno, field=col)
             if value:
                 check_text(value, path=str(path), row=lineno, field=col)
             values.append(value.strip() if value else "")
@@ -207,10 +213,19 @@ def load_training_data(path: str | Path, *, split: str = "train", min_rows: int 
     if not rows:
         raise DataError(f"no usable rows: all {len(records)} rows have an empty text", path=str(path))
     if len(rows) < min_rows:
-        raise DataError(f"{len(rows)} usable rows, fewer than one batch of {min_rows}: add data or lower "
-                        "--batch-size", path=str(path))
-    return TrainingData(rows=rows, columns=columns, source=source, digest=rows_digest(columns, rows),
-                        dropped_empty=dropped_empty, dropped_duplicates=dropped_dupes, ignored_columns=ignored)
+        raise DataError(
+            f"{len(rows)} usable rows, fewer than one batch of {min_rows}: add data or lower --batch-size",
+            path=str(path),
+        )
+    return TrainingData(
+        rows=rows,
+        columns=columns,
+        source=source,
+        digest=rows_digest(columns, rows),
+        dropped_empty=dropped_empty,
+        dropped_duplicates=dropped_dupes,
+        ignored_columns=ignored,
+    )
 
 
 def rows_digest(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:

@@ -80,22 +80,45 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_training(cfg: TrainConfig, *, artifact_root: str | None = None, progress: bool = True,
-                 evaluate_base: bool = False, notify: Callable[[str], None] = say, run_id: str | None = None,
-                 callbacks: list[Any] | None = None) -> TrainResult:
+def run_training(
+    cfg: TrainConfig,
+    *,
+    artifact_root: str | None = None,
+    progress: bool = True,
+    evaluate_base: bool = False,
+    notify: Callable[[str], None] = say,
+    run_id: str | None = None,
+    callbacks: list[Any] | None = None,
+) -> TrainResult:
     """Run one fine-tune end to end. ``evaluate_base`` also scores the base model on the golden set.
 
     ``run_id`` continues a run created by the caller (a tuning trial nested under its study);
     ``callbacks`` are extra trainer callbacks (a trial's pruning check).
     """
     with tempfile.TemporaryDirectory(prefix="embedops-base-") as download:
-        return _run_training(cfg, Path(download), artifact_root=artifact_root, progress=progress,
-                             evaluate_base=evaluate_base, notify=notify, run_id=run_id, callbacks=callbacks or [])
+        return _run_training(
+            cfg,
+            Path(download),
+            artifact_root=artifact_root,
+            progress=progress,
+            evaluate_base=evaluate_base,
+            notify=notify,
+            run_id=run_id,
+            callbacks=callbacks or [],
+        )
 
 
-def _run_training(cfg: TrainConfig, download_dir: Path, *, artifact_root: str | None, progress: bool,
-                  evaluate_base: bool, notify: Callable[[str], None], run_id: str | None,
-                  callbacks: list[Any]) -> TrainResult:
+def _run_training(
+    cfg: TrainConfig,
+    download_dir: Path,
+    *,
+    artifact_root: str | None,
+    progress: bool,
+    evaluate_base: bool,
+    notify: Callable[[str], None],
+    run_id: str | None,
+    callbacks: list[Any],
+) -> TrainResult:
     import mlflow
 
     start = time.perf_counter()
@@ -105,8 +128,9 @@ def _run_training(cfg: TrainConfig, download_dir: Path, *, artifact_root: str | 
     base_folder, base_name = resolve_base_model(cfg.base_model, download_dir)
     warnings = list(golden.warnings if golden else [])
     if data.dropped_empty or data.dropped_duplicates:
-        warnings.append(f"dropped {data.dropped_empty} rows with an empty text and "
-                        f"{data.dropped_duplicates} duplicate rows")
+        warnings.append(
+            f"dropped {data.dropped_empty} rows with an empty text and {data.dropped_duplicates} duplicate rows"
+        )
     if data.ignored_columns:
         warnings.append(f"ignored columns: {', '.join(data.ignored_columns)}")
     for w in warnings:
@@ -131,14 +155,27 @@ def _run_training(cfg: TrainConfig, download_dir: Path, *, artifact_root: str | 
 
         dataset = mine_negatives(model, data, cfg, progress) if cfg.hard_negatives else data.to_dataset()
         loss = build_loss(model, cfg)
-        notify(f"training: loss {cfg.loss}, {len(dataset)} rows, batch {cfg.batch_size}, "
-               f"{cfg.max_steps or cfg.epochs} {'steps' if cfg.max_steps else 'epochs'}")
+        notify(
+            f"training: loss {cfg.loss}, {len(dataset)} rows, batch {cfg.batch_size}, "
+            f"{cfg.max_steps or cfg.epochs} {'steps' if cfg.max_steps else 'epochs'}"
+        )
         with tempfile.TemporaryDirectory() as tmp:
-            stats = fit(model, dataset, loss, cfg, output_dir=tmp, callbacks=[tracking.loss_logger(run_id), *callbacks],
-                        progress=progress)
-        train_metrics = {"train_seconds": stats.seconds, "train_pairs_per_second": stats.pairs_per_second,
-                         "train_steps": float(stats.steps), "train_loss": stats.final_loss,
-                         "train_world_size": float(stats.world_size)}
+            stats = fit(
+                model,
+                dataset,
+                loss,
+                cfg,
+                output_dir=tmp,
+                callbacks=[tracking.loss_logger(run_id), *callbacks],
+                progress=progress,
+            )
+        train_metrics = {
+            "train_seconds": stats.seconds,
+            "train_pairs_per_second": stats.pairs_per_second,
+            "train_steps": float(stats.steps),
+            "train_loss": stats.final_loss,
+            "train_world_size": float(stats.world_size),
+        }
         mlflow.log_metrics(train_metrics)
 
         metrics: dict[str, float] = {}
@@ -151,17 +188,30 @@ def _run_training(cfg: TrainConfig, download_dir: Path, *, artifact_root: str | 
         if golden:
             extra |= {"golden_digest": golden.digest} | {k: f"{v:.6f}" for k, v in metrics.items()}
         model_uri, tags = model_logging.log_verified_model(model, base_model=base_name, extra_tags=extra)
-        version = (model_logging.register_version(model_uri, cfg.model_name, run_id, tags)
-                   if cfg.register_version else None)
+        version = (
+            model_logging.register_version(model_uri, cfg.model_name, run_id, tags) if cfg.register_version else None
+        )
 
     return TrainResult(
-        run_id=run_id, experiment_id=experiment_id, model_name=cfg.model_name, version=version,
+        run_id=run_id,
+        experiment_id=experiment_id,
+        model_name=cfg.model_name,
+        version=version,
         model_uri=f"models:/{cfg.model_name}/{version}" if version else model_uri,
-        metrics=metrics, base_metrics=base_metrics, train=train_metrics,
-        data={"source": data.source, "rows": len(data), "digest": data.digest,
-              "dropped_empty": data.dropped_empty, "dropped_duplicates": data.dropped_duplicates},
-        golden_digest=golden.digest if golden else None, seconds=time.perf_counter() - start,
-        warnings=warnings, contract_tags=tags,
+        metrics=metrics,
+        base_metrics=base_metrics,
+        train=train_metrics,
+        data={
+            "source": data.source,
+            "rows": len(data),
+            "digest": data.digest,
+            "dropped_empty": data.dropped_empty,
+            "dropped_duplicates": data.dropped_duplicates,
+        },
+        golden_digest=golden.digest if golden else None,
+        seconds=time.perf_counter() - start,
+        warnings=warnings,
+        contract_tags=tags,
     )
 
 
@@ -170,25 +220,37 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _train_as_worker(cfg: TrainConfig, data: TrainingData, base_folder: Path, *, progress: bool,
-                     start: float) -> TrainResult:
+def _train_as_worker(
+    cfg: TrainConfig, data: TrainingData, base_folder: Path, *, progress: bool, start: float
+) -> TrainResult:
     """A non-zero rank's share of a data-parallel run: the same model, data and loss; no MLflow."""
     model = load_sentence_transformer(base_folder, max_seq_length=cfg.max_seq_length)
     dataset = mine_negatives(model, data, cfg, progress) if cfg.hard_negatives else data.to_dataset()
     with tempfile.TemporaryDirectory() as tmp:
         stats = fit(model, dataset, build_loss(model, cfg), cfg, output_dir=tmp, progress=False)
-    return TrainResult(run_id="", experiment_id="", model_name=cfg.model_name, version=None, model_uri="",
-                       metrics={}, base_metrics={}, train={"train_steps": float(stats.steps)},
-                       data={"source": data.source, "rows": len(data), "digest": data.digest},
-                       golden_digest=None, seconds=time.perf_counter() - start)
+    return TrainResult(
+        run_id="",
+        experiment_id="",
+        model_name=cfg.model_name,
+        version=None,
+        model_uri="",
+        metrics={},
+        base_metrics={},
+        train={"train_steps": float(stats.steps)},
+        data={"source": data.source, "rows": len(data), "digest": data.digest},
+        golden_digest=None,
+        seconds=time.perf_counter() - start,
+    )
 
 
 def check_loss_fits_data(cfg: TrainConfig, data: TrainingData) -> None:
     if cfg.hard_negatives and "negative" in data.columns:
         raise ConfigError("the data already has a 'negative' column: set hard_negatives to false or drop it")
     if cfg.loss == "triplet" and "negative" not in data.columns and not cfg.hard_negatives:
-        raise ConfigError("loss 'triplet' needs a 'negative' column: add one to the data or set "
-                          "hard_negatives: true to mine them with the base model")
+        raise ConfigError(
+            "loss 'triplet' needs a 'negative' column: add one to the data or set "
+            "hard_negatives: true to mine them with the base model"
+        )
 
 
 def mine_negatives(model: Any, data: TrainingData, cfg: TrainConfig, progress: bool) -> Any:
@@ -196,7 +258,14 @@ def mine_negatives(model: Any, data: TrainingData, cfg: TrainConfig, progress: b
     from sentence_transformers import mine_hard_negatives
 
     return mine_hard_negatives(
-        data.to_dataset(), model, anchor_column_name="anchor", positive_column_name="positive",
-        range_min=cfg.negatives_range_min, num_negatives=cfg.num_negatives, sampling_strategy="top",
-        output_format="triplet", batch_size=cfg.batch_size, verbose=progress,
+        data.to_dataset(),
+        model,
+        anchor_column_name="anchor",
+        positive_column_name="positive",
+        range_min=cfg.negatives_range_min,
+        num_negatives=cfg.num_negatives,
+        sampling_strategy="top",
+        output_format="triplet",
+        batch_size=cfg.batch_size,
+        verbose=progress,
     )

@@ -20,12 +20,12 @@ def build_loss(model: SentenceTransformer, cfg: TrainConfig) -> torch.nn.Module:
         return losses.MultipleNegativesRankingLoss(model, scale=cfg.scale)
     if cfg.loss == "cached_contrastive":
         # Same objective, gradient caching: effective batch size far above what memory holds at once.
-        return losses.CachedMultipleNegativesRankingLoss(model, scale=cfg.scale,
-                                                         mini_batch_size=cfg.mini_batch_size)
+        return losses.CachedMultipleNegativesRankingLoss(model, scale=cfg.scale, mini_batch_size=cfg.mini_batch_size)
     # TripletLoss defaults to Euclidean distance with margin 5; unit vectors are at most 2 apart,
     # so that margin is never met and nothing trains. Cosine distance with a small margin does.
-    metric = {"cosine": losses.TripletDistanceMetric.COSINE,
-              "euclidean": losses.TripletDistanceMetric.EUCLIDEAN}[cfg.distance]
+    metric = {"cosine": losses.TripletDistanceMetric.COSINE, "euclidean": losses.TripletDistanceMetric.EUCLIDEAN}[
+        cfg.distance
+    ]
     return losses.TripletLoss(model, distance_metric=metric, triplet_margin=cfg.margin)
 
 

@@ -16,8 +16,14 @@ from training.data import TrainingData
 def code_commit() -> str | None:
     """The git commit of the embedops code that ran, if it runs from a checkout."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -30,17 +36,23 @@ def log_inputs(cfg: TrainConfig, data: TrainingData, base_model: str) -> None:
     resolved = cfg.model_dump() | {"base_model": base_model}
     mlflow.log_params({k: ("" if v is None else v) for k, v in resolved.items()})
     mlflow.log_text(yaml.safe_dump(resolved, sort_keys=False), "config/train.yaml")
-    mlflow.set_tags({"train_data_digest": data.digest, "train_rows": str(len(data)),
-                     "train_dropped_empty": str(data.dropped_empty),
-                     "train_dropped_duplicates": str(data.dropped_duplicates)})
+    mlflow.set_tags(
+        {
+            "train_data_digest": data.digest,
+            "train_rows": str(len(data)),
+            "train_dropped_empty": str(data.dropped_empty),
+            "train_dropped_duplicates": str(data.dropped_duplicates),
+        }
+    )
     commit = code_commit()
     if commit:
         mlflow.set_tag("mlflow.source.git.commit", commit)
     with warnings.catch_warnings():
         # A local path matches MLflow's file source twice over; it picks the right one and says so.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
-        dataset = mlflow.data.from_pandas(data.to_pandas(), source=data.source, name=Path(data.source).name,
-                                          digest=data.digest[:32])  # MLflow stores at most 36 characters
+        dataset = mlflow.data.from_pandas(
+            data.to_pandas(), source=data.source, name=Path(data.source).name, digest=data.digest[:32]
+        )  # MLflow stores at most 36 characters
     mlflow.log_input(dataset, context="training")
 
 

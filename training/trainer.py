@@ -47,8 +47,7 @@ def training_arguments(cfg: TrainConfig, n_rows: int, output_dir: str, *, progre
         data_seed=cfg.seed,
         bf16=cfg.precision == "bf16",
         use_cpu=not torch.cuda.is_available(),
-        batch_sampler=(BatchSamplers.NO_DUPLICATES if uses_in_batch_negatives(cfg)
-                       else BatchSamplers.BATCH_SAMPLER),
+        batch_sampler=(BatchSamplers.NO_DUPLICATES if uses_in_batch_negatives(cfg) else BatchSamplers.BATCH_SAMPLER),
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         save_strategy="no",
@@ -57,17 +56,32 @@ def training_arguments(cfg: TrainConfig, n_rows: int, output_dir: str, *, progre
     )
 
 
-def fit(model: SentenceTransformer, dataset: datasets.Dataset, loss: torch.nn.Module, cfg: TrainConfig, *,
-        output_dir: str, callbacks: list[Any] | None = None, progress: bool = True) -> FitStats:
+def fit(
+    model: SentenceTransformer,
+    dataset: datasets.Dataset,
+    loss: torch.nn.Module,
+    cfg: TrainConfig,
+    *,
+    output_dir: str,
+    callbacks: list[Any] | None = None,
+    progress: bool = True,
+) -> FitStats:
     from sentence_transformers import SentenceTransformerTrainer
 
     trainer = SentenceTransformerTrainer(
-        model=model, args=training_arguments(cfg, len(dataset), output_dir, progress=progress),
-        train_dataset=dataset, loss=loss, callbacks=callbacks or [],
+        model=model,
+        args=training_arguments(cfg, len(dataset), output_dir, progress=progress),
+        train_dataset=dataset,
+        loss=loss,
+        callbacks=callbacks or [],
     )
     output = trainer.train()
     seconds = float(output.metrics.get("train_runtime", 0.0))
     world = int(trainer.args.world_size)
-    return FitStats(steps=int(output.global_step), seconds=seconds,
-                    pairs_per_second=output.global_step * cfg.batch_size * world / seconds if seconds else 0.0,
-                    final_loss=float(output.training_loss), world_size=world)
+    return FitStats(
+        steps=int(output.global_step),
+        seconds=seconds,
+        pairs_per_second=output.global_step * cfg.batch_size * world / seconds if seconds else 0.0,
+        final_loss=float(output.training_loss),
+        world_size=world,
+    )

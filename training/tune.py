@@ -30,8 +30,13 @@ def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
         if spec.type == "categorical":
             params[name] = trial.suggest_categorical(name, spec.choices)  # type: ignore[arg-type]
         elif spec.type == "int":
-            params[name] = trial.suggest_int(name, int(spec.low), int(spec.high), step=int(spec.step or 1),  # type: ignore[arg-type]
-                                             log=spec.log)
+            params[name] = trial.suggest_int(
+                name,
+                int(spec.low),
+                int(spec.high),
+                step=int(spec.step or 1),  # type: ignore[arg-type]
+                log=spec.log,
+            )
         else:
             params[name] = trial.suggest_float(name, spec.low, spec.high, step=spec.step, log=spec.log)  # type: ignore[arg-type]
     return params
@@ -47,8 +52,12 @@ def open_storage(url: str) -> Any:
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.8; we rely on them
             warnings.simplefilter("ignore", ExperimentalWarning)
-            return RDBStorage(url, heartbeat_interval=30, grace_period=120,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+            return RDBStorage(
+                url,
+                heartbeat_interval=30,
+                grace_period=120,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
     except Exception as exc:  # sqlalchemy raises many types for a bad URL or a server that is down
         raise ConfigError(f"cannot open the Optuna storage {url}: {type(exc).__name__}: {exc}"[:400]) from None
 
@@ -58,8 +67,9 @@ def build_sampler(cfg: TuneConfig) -> Any:
 
     spec = cfg.sampler
     if spec.type == "grid":
-        return optuna.samplers.GridSampler({k: list(v.choices or []) for k, v in cfg.search_space.items()},
-                                           seed=spec.seed)
+        return optuna.samplers.GridSampler(
+            {k: list(v.choices or []) for k, v in cfg.search_space.items()}, seed=spec.seed
+        )
     if spec.type == "random":
         return optuna.samplers.RandomSampler(seed=spec.seed)
     return optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=spec.n_startup_trials)
@@ -105,9 +115,17 @@ def pruning_callback(trial: optuna.Trial, golden: Any, metric: str, every_steps:
     return ReportToOptuna()
 
 
-def run_study(cfg: TuneConfig, *, storage_url: str, artifact_root: str | None, register: bool,
-              ledger: Any, actor: str = "embedops-tune", progress: bool = False,
-              notify: Callable[[str], None] = print) -> dict[str, Any]:
+def run_study(
+    cfg: TuneConfig,
+    *,
+    storage_url: str,
+    artifact_root: str | None,
+    register: bool,
+    ledger: Any,
+    actor: str = "embedops-tune",
+    progress: bool = False,
+    notify: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Run ``cfg.n_trials`` trials of the study in this process; register the study's best model."""
     import mlflow
     import optuna
@@ -121,8 +139,14 @@ def run_study(cfg: TuneConfig, *, storage_url: str, artifact_root: str | None, r
     load_training_data(base.data, split=base.data_split, min_rows=base.batch_size)  # bad data: fail before trial 0
     name = cfg.study_name()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(storage=open_storage(storage_url), study_name=name, load_if_exists=True,
-                                direction=cfg.objective.direction, sampler=build_sampler(cfg), pruner=build_pruner(cfg))
+    study = optuna.create_study(
+        storage=open_storage(storage_url),
+        study_name=name,
+        load_if_exists=True,
+        direction=cfg.objective.direction,
+        sampler=build_sampler(cfg),
+        pruner=build_pruner(cfg),
+    )
     client = mlflow.MlflowClient()
     experiment_id = ensure_experiment(base.experiment, artifact_root)
     # Workers starting together on a new study would each create "the" parent run: the ledger's
@@ -133,9 +157,16 @@ def run_study(cfg: TuneConfig, *, storage_url: str, artifact_root: str | None, r
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, cfg.search_space)
-        run = client.create_run(experiment_id, run_name=f"{name}-trial-{trial.number}",
-                                tags={"mlflow.parentRunId": parent, "optuna.study": name,
-                                      "optuna.trial_number": str(trial.number), "embedops.job": "tune-trial"})
+        run = client.create_run(
+            experiment_id,
+            run_name=f"{name}-trial-{trial.number}",
+            tags={
+                "mlflow.parentRunId": parent,
+                "optuna.study": name,
+                "optuna.trial_number": str(trial.number),
+                "embedops.job": "tune-trial",
+            },
+        )
         trial.set_user_attr("mlflow_run_id", run.info.run_id)
         try:
             trial_cfg = TrainConfig.model_validate(base.model_dump() | params | {"register_version": False})
@@ -143,10 +174,14 @@ def run_study(cfg: TuneConfig, *, storage_url: str, artifact_root: str | None, r
             client.set_terminated(run.info.run_id, "FAILED")
             raise ConfigError(f"trial {trial.number}: parameters {params} make an invalid config: {exc}") from None
         try:
-            result = run_training(trial_cfg, artifact_root=artifact_root, progress=progress, notify=lambda _: None,
-                                  run_id=run.info.run_id,
-                                  callbacks=[pruning_callback(trial, golden, metric, cfg.report_every_steps,
-                                                              run.info.run_id)])
+            result = run_training(
+                trial_cfg,
+                artifact_root=artifact_root,
+                progress=progress,
+                notify=lambda _: None,
+                run_id=run.info.run_id,
+                callbacks=[pruning_callback(trial, golden, metric, cfg.report_every_steps, run.info.run_id)],
+            )
         except optuna.TrialPruned:
             client.set_tag(run.info.run_id, "optuna.trial_state", "PRUNED")
             client.set_terminated(run.info.run_id, "KILLED")
@@ -169,10 +204,10 @@ def run_study(cfg: TuneConfig, *, storage_url: str, artifact_root: str | None, r
         notify(f"trial {trial.number:3d}  {trial.state.name.lower():8s}  {metric} {value}  [{params}]  best {best}")
 
     started = time.perf_counter()
-    study.optimize(objective, n_trials=cfg.n_trials, timeout=cfg.timeout, callbacks=[say_trial],
-                   catch=(EmbedopsError,))
-    return finish_study(study, client, parent, cfg, register=register, ledger=ledger, actor=actor,
-                        seconds=time.perf_counter() - started)
+    study.optimize(objective, n_trials=cfg.n_trials, timeout=cfg.timeout, callbacks=[say_trial], catch=(EmbedopsError,))
+    return finish_study(
+        study, client, parent, cfg, register=register, ledger=ledger, actor=actor, seconds=time.perf_counter() - started
+    )
 
 
 def study_parent_run(study: optuna.Study, client: Any, experiment_id: str, cfg: TuneConfig) -> str:
@@ -187,31 +222,54 @@ def study_parent_run(study: optuna.Study, client: Any, experiment_id: str, cfg: 
     client.set_tag(run.info.run_id, "optuna.study", study.study_name)
     client.set_tag(run.info.run_id, "embedops.job", "tune")
     client.log_param(run.info.run_id, "objective", f"{cfg.objective.direction} {cfg.objective.metric}")
-    client.log_param(run.info.run_id, "search_space", json.dumps({k: v.model_dump(exclude_none=True)
-                                                                  for k, v in cfg.search_space.items()})[:6000])
+    client.log_param(
+        run.info.run_id,
+        "search_space",
+        json.dumps({k: v.model_dump(exclude_none=True) for k, v in cfg.search_space.items()})[:6000],
+    )
     client.log_param(run.info.run_id, "sampler", cfg.sampler.type)
     client.log_param(run.info.run_id, "pruner", cfg.pruner.type)
     study.set_user_attr(PARENT_ATTR, run.info.run_id)
     return str(run.info.run_id)
 
 
-def finish_study(study: optuna.Study, client: Any, parent: str, cfg: TuneConfig, *, register: bool, ledger: Any,
-                 actor: str, seconds: float) -> dict[str, Any]:
+def finish_study(
+    study: optuna.Study,
+    client: Any,
+    parent: str,
+    cfg: TuneConfig,
+    *,
+    register: bool,
+    ledger: Any,
+    actor: str,
+    seconds: float,
+) -> dict[str, Any]:
     from optuna.trial import TrialState
 
     counts = {state.name.lower(): 0 for state in TrialState}
     for trial in study.get_trials(deepcopy=False):
         counts[trial.state.name.lower()] += 1
-    out: dict[str, Any] = {"study": study.study_name, "parent_run_id": parent, "trials": counts,
-                           "best_params": None, "best_value": None, "best_trial": None, "version": None,
-                           "seconds": seconds}
+    out: dict[str, Any] = {
+        "study": study.study_name,
+        "parent_run_id": parent,
+        "trials": counts,
+        "best_params": None,
+        "best_value": None,
+        "best_trial": None,
+        "version": None,
+        "seconds": seconds,
+    }
     try:
         best = study.best_trial
     except ValueError:
         client.set_terminated(parent, "FAILED")
         raise EmbedopsError(f"study {study.study_name} has no completed trial yet ({counts})") from None
-    out |= {"best_params": best.params, "best_value": best.value, "best_trial": best.number,
-            "best_run_id": best.user_attrs.get("mlflow_run_id")}
+    out |= {
+        "best_params": best.params,
+        "best_value": best.value,
+        "best_trial": best.number,
+        "best_run_id": best.user_attrs.get("mlflow_run_id"),
+    }
     client.log_metric(parent, f"best_{cfg.objective.metric}", float(best.value))  # type: ignore[arg-type]
     for key, value in best.params.items():
         client.set_tag(parent, f"best.{key}", str(value))
@@ -238,12 +296,22 @@ def register_best(best: Any, client: Any, cfg: TuneConfig, *, ledger: Any, actor
         done = client.get_run(run_id).data.tags.get("registered_version")
         if done:
             return str(done)
-        version = register_version(best.user_attrs["model_uri"], name, run_id, best.user_attrs["contract_tags"]
-                                   | {"tuning_study": cfg.study_name(), "tuning_trial": str(best.number)})
+        version = register_version(
+            best.user_attrs["model_uri"],
+            name,
+            run_id,
+            best.user_attrs["contract_tags"] | {"tuning_study": cfg.study_name(), "tuning_trial": str(best.number)},
+        )
         client.set_tag(run_id, "registered_version", version)
-        row = dict(actor=actor, action="candidate", model=name, alias=store.CANDIDATE,
-                   from_version=store.alias_version(name, store.CANDIDATE), to_version=version,
-                   reason=f"best trial {best.number} of study {cfg.study_name()} (not yet gated)")
+        row = dict(
+            actor=actor,
+            action="candidate",
+            model=name,
+            alias=store.CANDIDATE,
+            from_version=store.alias_version(name, store.CANDIDATE),
+            to_version=version,
+            reason=f"best trial {best.number} of study {cfg.study_name()} (not yet gated)",
+        )
         with recorded(ledger, row):
             store.set_alias(name, store.CANDIDATE, version)
     return version

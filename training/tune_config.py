@@ -20,8 +20,21 @@ from evaluation.metrics import METRIC_NAMES
 from training.config import MAX_EPOCHS, PATH_FIELDS, SEED_RANGE, TrainConfig
 
 # Training fields a study may vary; the rest (data, names, paths) are fixed by the base config.
-TUNABLE = ("learning_rate", "batch_size", "epochs", "max_steps", "warmup_ratio", "weight_decay", "scale",
-           "margin", "loss", "hard_negatives", "num_negatives", "mini_batch_size", "distance")
+TUNABLE = (
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "max_steps",
+    "warmup_ratio",
+    "weight_decay",
+    "scale",
+    "margin",
+    "loss",
+    "hard_negatives",
+    "num_negatives",
+    "mini_batch_size",
+    "distance",
+)
 
 
 class ParamSpec(BaseModel):
@@ -111,7 +124,8 @@ class TuneConfig(BaseModel):
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     report_every_steps: int | None = Field(
-        None, gt=0, description="report the objective to the pruner every N steps (default: every epoch)")
+        None, gt=0, description="report the objective to the pruner every N steps (default: every epoch)"
+    )
     study: str | None = Field(None, description="study name (default: <model name>-tune)")
     n_trials: int = Field(6, ge=1, description="trials this process runs (workers on one study add up)")
     timeout: float | None = Field(None, gt=0, description="stop starting trials after this many seconds")
@@ -127,11 +141,16 @@ class TuneConfig(BaseModel):
         epochs = self.search_space.get("epochs")
         if epochs and self.train.get("max_steps") is None and "max_steps" not in self.search_space:
             # Checked here, not when a trial builds its config: a study must fail before its first trial.
-            top = epochs.high if epochs.type != "categorical" else max(
-                (c for c in epochs.choices or [] if isinstance(c, int | float)), default=0)
+            top = (
+                epochs.high
+                if epochs.type != "categorical"
+                else max((c for c in epochs.choices or [] if isinstance(c, int | float)), default=0)
+            )
             if top is not None and top > MAX_EPOCHS:
-                raise ValueError(f"search_space.epochs reaches {top:g}, more than {MAX_EPOCHS}: set train.max_steps "
-                                 "(--max-steps) for longer trials")
+                raise ValueError(
+                    f"search_space.epochs reaches {top:g}, more than {MAX_EPOCHS}: set train.max_steps "
+                    "(--max-steps) for longer trials"
+                )
         return self
 
     def base(self) -> TrainConfig:
@@ -162,8 +181,10 @@ def load_tune_config(path: str | Path | None, train_overrides: dict[str, Any], *
     if not base.golden:
         raise ConfigError("tuning needs an objective: set train.golden (a BEIR folder) and train.golden_split")
     if base.golden_split == DEFAULT_SPLIT:
-        raise ConfigError(f"the objective's golden split is '{DEFAULT_SPLIT}', the gate's split: tuning on it "
-                          "would leak (the gate would judge a model chosen to score well there). Use a dev split "
-                          "carved from the training queries (train.golden_split: dev)")
+        raise ConfigError(
+            f"the objective's golden split is '{DEFAULT_SPLIT}', the gate's split: tuning on it "
+            "would leak (the gate would judge a model chosen to score well there). Use a dev split "
+            "carved from the training queries (train.golden_split: dev)"
+        )
     cfg.study_name()
     return cfg

@@ -35,12 +35,10 @@ def retrain_callable(settings: Settings, config_path: Path, who: str | None) -> 
     return run
 
 
-
-
 @app.command(rich_help_panel="Automation")
 def drift(
     name: Annotated[str, typer.Argument(help="Registered model name (its production version embeds).")],
-    current: Annotated[Path, opt("Traffic: a JSONL file or a folder of them ({\"text\", \"ts\"} per line).")],
+    current: Annotated[Path, opt('Traffic: a JSONL file or a folder of them ({"text", "ts"} per line).')],
     reference: Annotated[
         str | None, opt("Reference texts in the same format (default: production's training queries).")
     ] = None,
@@ -73,29 +71,55 @@ def drift(
             ref = default_reference(name, size=cfg.reference_size, seed=cfg.seed)
         else:
             ref = read_window(reference, size=cfg.reference_size, seed=cfg.seed)
-        cur = read_window(current, start=parse_time(start, "--start"), end=parse_time(end, "--end"),
-                          size=cfg.current_size, seed=cfg.seed)
+        cur = read_window(
+            current,
+            start=parse_time(start, "--start"),
+            end=parse_time(end, "--end"),
+            size=cfg.current_size,
+            seed=cfg.seed,
+        )
         hook = retrain_callable(settings, Path(retrain_config), actor_name) if retrain_config else None
-        return run_drift(name, ref, cur, cfg, trigger_store=TriggerStore(Ledger(settings.ledger_url)),
-                         cache_dir=settings.cache_dir, artifact_root=settings.artifact_root, retrain=hook,
-                         force_report=report)
+        return run_drift(
+            name,
+            ref,
+            cur,
+            cfg,
+            trigger_store=TriggerStore(Ledger(settings.ledger_url)),
+            cache_dir=settings.cache_dir,
+            artifact_root=settings.artifact_root,
+            retrain=hook,
+            force_report=report,
+        )
 
     def render(result: dict[str, Any], settings: Settings) -> None:
         signals = result["tokenizer"]["current"]
-        typer.echo(f"drift     {result['model']} v{result['version']}: score (classifier AUC) {result['score']:.3f}, "
-                   f"threshold {result['threshold']}, KS p = {result['p_value']:.3g} "
-                   f"({result['ks_dimensions']} dimensions differ)")
-        typer.echo(f"windows   current {result['window']['current']}, reference {result['window']['reference']}; "
-                   f"unknown tokens {signals['unknown_token_rate']:.2%}, truncated {signals['truncation_rate']:.2%}")
-        typer.echo(f"verdict   {'DRIFT' if result['drifted'] else 'no drift'}; trigger: {result['trigger']['action']} "
-                   f"({result['trigger']['reason']})")
+        typer.echo(
+            f"drift     {result['model']} v{result['version']}: score (classifier AUC) {result['score']:.3f}, "
+            f"threshold {result['threshold']}, KS p = {result['p_value']:.3g} "
+            f"({result['ks_dimensions']} dimensions differ)"
+        )
+        typer.echo(
+            f"windows   current {result['window']['current']}, reference {result['window']['reference']}; "
+            f"unknown tokens {signals['unknown_token_rate']:.2%}, truncated {signals['truncation_rate']:.2%}"
+        )
+        typer.echo(
+            f"verdict   {'DRIFT' if result['drifted'] else 'no drift'}; trigger: {result['trigger']['action']} "
+            f"({result['trigger']['reason']})"
+        )
         if result["retrain"]:
-            typer.echo(f"retrain   v{result['retrain']['version']} gate {result['retrain']['verdict']} "
-                       f"(decision run {result['retrain']['decision_run_id']})")
+            typer.echo(
+                f"retrain   v{result['retrain']['version']} gate {result['retrain']['verdict']} "
+                f"(decision run {result['retrain']['decision_run_id']})"
+            )
         typer.echo(f"run       {result['run_id']}" + ("  (Evidently report logged)" if result["report_logged"] else ""))
 
-    run_job(job, render, as_json=as_json, debug=debug,
-            exit_code=lambda r: drift_exit_code if r["drifted"] else ExitCode.DONE)
+    run_job(
+        job,
+        render,
+        as_json=as_json,
+        debug=debug,
+        exit_code=lambda r: drift_exit_code if r["drifted"] else ExitCode.DONE,
+    )
 
 
 @app.command(rich_help_panel="Automation")
@@ -128,9 +152,11 @@ def retrain(
         if "breaker" in result:
             typer.echo(f"circuit breaker of {result['model']} reset")
             return
-        typer.echo(f"retrain   {result['model']} v{result['version']} (training run {result['training_run_id']}); "
-                   f"gate {result['verdict']} (decision run {result['decision_run_id']}); production "
-                   f"v{result['production']}")
+        typer.echo(
+            f"retrain   {result['model']} v{result['version']} (training run {result['training_run_id']}); "
+            f"gate {result['verdict']} (decision run {result['decision_run_id']}); production "
+            f"v{result['production']}"
+        )
 
     run_job(job, render, as_json=as_json, debug=debug)
 
@@ -138,8 +164,9 @@ def retrain(
 @app.command(rich_help_panel="Automation")
 def doctor(
     model: Annotated[list[str] | None, opt("Check only this registered model (repeatable; default: all).")] = None,
-    fix: Annotated[bool, opt("Repair what is safe: fail stale runs, put aliases back where the ledger says.",
-                             "--fix")] = False,
+    fix: Annotated[
+        bool, opt("Repair what is safe: fail stale runs, put aliases back where the ledger says.", "--fix")
+    ] = False,
     stale_hours: Annotated[float, opt("A run RUNNING longer than this belongs to a job that died.")] = 6.0,
     actor_name: ActorOpt = None,
     as_json: JsonOpt = False,
@@ -152,19 +179,25 @@ def doctor(
         from registry.doctor import examine
         from registry.ledger import Ledger
 
-        return examine(Ledger(settings.ledger_url), models=model, stale_hours=stale_hours, fix=fix,
-                       actor=resolve_actor(settings.tracking_uri, actor_name))
+        return examine(
+            Ledger(settings.ledger_url),
+            models=model,
+            stale_hours=stale_hours,
+            fix=fix,
+            actor=resolve_actor(settings.tracking_uri, actor_name),
+        )
 
     def render(result: dict[str, Any], settings: Settings) -> None:
         for f in result["findings"]:
             state = "fixed" if f["fixed"] else ("fixable" if f["fixable"] else "needs a person")
             typer.echo(f"{f['kind']:28s} {f['subject']:40s} {state:15s} {f['detail']}")
-        typer.echo(f"{'clean' if result['clean'] else 'problems'}: {len(result['findings'])} found, "
-                   f"{result['fixed']} fixed, {result['remaining']} remaining "
-                   f"({len(result['models'])} models checked)" + ("" if fix or result["clean"] else "; --fix repairs "
-                                                                  "what is safe"))
+        typer.echo(
+            f"{'clean' if result['clean'] else 'problems'}: {len(result['findings'])} found, "
+            f"{result['fixed']} fixed, {result['remaining']} remaining "
+            f"({len(result['models'])} models checked)"
+            + ("" if fix or result["clean"] else "; --fix repairs what is safe")
+        )
 
-    run_job(job, render, as_json=as_json, debug=debug,
-            exit_code=lambda r: ExitCode.DONE if r["clean"] else ExitCode.ERROR)
-
-
+    run_job(
+        job, render, as_json=as_json, debug=debug, exit_code=lambda r: ExitCode.DONE if r["clean"] else ExitCode.ERROR
+    )

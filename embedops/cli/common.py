@@ -22,9 +22,13 @@ from training.config import LossName
 apply_offline_env()  # before anything imports transformers or mlflow
 
 app = typer.Typer(
-    name="embedops", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    name="embedops",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
     help="MLOps for text-embedding models: fine-tune, evaluate, gate, promote, watch for drift.",
 )
+
 
 def show_version(value: bool) -> None:
     if value:
@@ -36,8 +40,9 @@ def show_version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=show_version,
-                                          is_eager=True)] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=show_version, is_eager=True)
+    ] = False,
 ) -> None:
     """MLOps for text-embedding models: fine-tune, evaluate, gate, promote, watch for drift."""
 
@@ -59,8 +64,14 @@ class ExitCode(IntEnum):
     TERMINATED = 143  # SIGTERM: the same
 
 
-def run_job(job: Callable[[Settings], dict[str, Any]], render: Callable[[dict[str, Any], Settings], None], *,
-            as_json: bool, debug: bool, exit_code: Callable[[dict[str, Any]], int] | None = None) -> None:
+def run_job(
+    job: Callable[[Settings], dict[str, Any]],
+    render: Callable[[dict[str, Any], Settings], None],
+    *,
+    as_json: bool,
+    debug: bool,
+    exit_code: Callable[[dict[str, Any]], int] | None = None,
+) -> None:
     """Run ``job`` with the store configured; map errors to one line and an exit code."""
     from embedops.core.errors import EmbedopsError, Terminated
     from registry.promotion import GateRejected
@@ -94,8 +105,7 @@ def run_job(job: Callable[[Settings], dict[str, Any]], render: Callable[[dict[st
     except Exception as exc:
         if debug:
             raise
-        typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-                   err=True)
+        typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
         raise typer.Exit(ExitCode.ERROR) from None
     if int(os.environ.get("RANK", "0")) != 0:
         return  # a torchrun worker: rank 0 reports for the whole job
@@ -137,19 +147,23 @@ LOSS_CHOICES = get_args(LossName)
 ActorOpt = Annotated[str | None, opt("Who is acting (default: EMBEDOPS_ACTOR, else the OS user).", "--actor")]
 
 
-def registry_context(settings: Settings, who: str | None, policy_managers: list[str],
-                     default_actor: str | None = None) -> Any:
+def registry_context(
+    settings: Settings, who: str | None, policy_managers: list[str], default_actor: str | None = None
+) -> Any:
     from embedops.core.settings import release_managers
     from registry.access import model_grant, resolve_actor
     from registry.ledger import Ledger
     from registry.promotion import Context
 
     acting = resolve_actor(settings.tracking_uri, who, default_actor)
-    return Context(ledger=Ledger(settings.ledger_url), actor=acting, artifact_root=settings.artifact_root,
-                   cache_dir=settings.cache_dir, release_managers=release_managers(policy_managers),
-                   grant_lookup=lambda name: model_grant(settings.tracking_uri, acting, name))
-
-
+    return Context(
+        ledger=Ledger(settings.ledger_url),
+        actor=acting,
+        artifact_root=settings.artifact_root,
+        cache_dir=settings.cache_dir,
+        release_managers=release_managers(policy_managers),
+        grant_lookup=lambda name: model_grant(settings.tracking_uri, acting, name),
+    )
 
 
 def parse_time(value: str | None, flag: str) -> Any:
@@ -164,8 +178,5 @@ def parse_time(value: str | None, flag: str) -> Any:
         raise ConfigError(f"{flag} '{value}' is not an ISO time (e.g. 2026-11-26T14:05:00Z)") from None
 
 
-
-
 def main() -> None:
     app()
-

@@ -39,8 +39,9 @@ def train(
     hard_negatives: Annotated[
         bool | None, opt("Mine hard negatives with the base model.", "--hard-negatives/--no-hard-negatives")
     ] = None,
-    precision: Annotated[str | None, choice_opt("Autocast precision; bf16 is faster on CPUs with AMX.",
-                                                 PRECISION_CHOICES)] = None,
+    precision: Annotated[
+        str | None, choice_opt("Autocast precision; bf16 is faster on CPUs with AMX.", PRECISION_CHOICES)
+    ] = None,
     seed: Annotated[int | None, opt("Random seed.")] = None,
     evaluate_base: Annotated[bool, opt("Also score the base model on the golden set.", "--evaluate-base")] = False,
     register: Annotated[bool, opt("Register the model as a new version.", "--register/--no-register")] = True,
@@ -54,11 +55,24 @@ def train(
         from training.config import load_config
         from training.job import run_training
 
-        cfg = load_config(config, data=data, data_split=data_split, golden=golden, golden_split=golden_split,
-                          loss=loss, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                          learning_rate=learning_rate, base_model=base_model, model_name=name,
-                          hard_negatives=hard_negatives, precision=precision, seed=seed,
-                          register_version=None if register else False)
+        cfg = load_config(
+            config,
+            data=data,
+            data_split=data_split,
+            golden=golden,
+            golden_split=golden_split,
+            loss=loss,
+            epochs=epochs,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            base_model=base_model,
+            model_name=name,
+            hard_negatives=hard_negatives,
+            precision=precision,
+            seed=seed,
+            register_version=None if register else False,
+        )
         if cfg.register_version is not False:
             require_can_register(settings.tracking_uri, cfg.model_name)
         return run_training(cfg, artifact_root=settings.artifact_root, evaluate_base=evaluate_base).to_dict()
@@ -68,18 +82,19 @@ def train(
 
 @app.command(rich_help_panel="Data scientists")
 def tune(
-    config: Annotated[Path | None, opt("Tune YAML: train settings, search_space, objective, sampler, pruner.",
-                                       "--config", "-c")] = None,
+    config: Annotated[
+        Path | None, opt("Tune YAML: train settings, search_space, objective, sampler, pruner.", "--config", "-c")
+    ] = None,
     data: Annotated[str | None, opt("Training pairs/triplets or a BEIR folder.")] = None,
     data_split: Annotated[str | None, opt("qrels split when --data is a BEIR folder.")] = None,
     golden: Annotated[str | None, opt("BEIR folder holding the objective's dev split.")] = None,
-    golden_split: Annotated[str | None, opt("The dev split the objective is scored on (never the gate's test).")
-                            ] = None,
+    golden_split: Annotated[
+        str | None, opt("The dev split the objective is scored on (never the gate's test).")
+    ] = None,
     n_trials: Annotated[int | None, opt("Trials this process runs (several workers on one study add up).")] = None,
     timeout: Annotated[float | None, opt("Stop starting new trials after this many seconds.")] = None,
     storage: Annotated[str | None, opt("Optuna storage URL (default: sqlite:///$EMBEDOPS_HOME/optuna.db).")] = None,
-    study: Annotated[str | None, opt("Study name (default: <model name>-tune); reuse it to resume or share.")
-                     ] = None,
+    study: Annotated[str | None, opt("Study name (default: <model name>-tune); reuse it to resume or share.")] = None,
     loss: Annotated[str | None, choice_opt("Training loss of every trial.", LOSS_CHOICES)] = None,
     epochs: Annotated[float | None, opt("Passes over the data (unless searched).")] = None,
     max_steps: Annotated[int | None, opt("Stop each trial after N steps.")] = None,
@@ -89,8 +104,9 @@ def tune(
     name: Annotated[str | None, opt("Registered model name for the best trial.")] = None,
     precision: Annotated[str | None, choice_opt("Autocast precision of every trial.", PRECISION_CHOICES)] = None,
     seed: Annotated[int | None, opt("Training seed of every trial.")] = None,
-    register: Annotated[bool, opt("Register the best trial as a version (alias candidate).",
-                                  "--register/--no-register")] = True,
+    register: Annotated[
+        bool, opt("Register the best trial as a version (alias candidate).", "--register/--no-register")
+    ] = True,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -102,25 +118,49 @@ def tune(
         from training.tune import run_study
         from training.tune_config import load_tune_config
 
-        cfg = load_tune_config(config, dict(
-            data=data, data_split=data_split, golden=golden, golden_split=golden_split, loss=loss, epochs=epochs,
-            max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, base_model=base_model,
-            model_name=name, precision=precision, seed=seed), n_trials=n_trials, timeout=timeout, storage=storage,
-            study=study)
+        cfg = load_tune_config(
+            config,
+            dict(
+                data=data,
+                data_split=data_split,
+                golden=golden,
+                golden_split=golden_split,
+                loss=loss,
+                epochs=epochs,
+                max_steps=max_steps,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                base_model=base_model,
+                model_name=name,
+                precision=precision,
+                seed=seed,
+            ),
+            n_trials=n_trials,
+            timeout=timeout,
+            storage=storage,
+            study=study,
+        )
         acting = resolve_actor(settings.tracking_uri, None)
         if register:
             require_can_register(settings.tracking_uri, cfg.base().model_name)
         url = cfg.storage or f"sqlite:///{settings.home / 'optuna.db'}"
         settings.home.mkdir(parents=True, exist_ok=True)
-        return run_study(cfg, storage_url=url, artifact_root=settings.artifact_root, register=register,
-                         ledger=Ledger(settings.ledger_url), actor=acting,
-                         notify=lambda line: typer.echo(line, err=as_json))
+        return run_study(
+            cfg,
+            storage_url=url,
+            artifact_root=settings.artifact_root,
+            register=register,
+            ledger=Ledger(settings.ledger_url),
+            actor=acting,
+            notify=lambda line: typer.echo(line, err=as_json),
+        )
 
     def render(result: dict[str, Any], settings: Settings) -> None:
         trials = ", ".join(f"{n} {state}" for state, n in result["trials"].items() if n)
         typer.echo(f"study     {result['study']}: {trials} (parent run {result['parent_run_id']})")
-        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in result["best_params"].items())
+        params = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result["best_params"].items()
+        )
         typer.echo(f"best      trial {result['best_trial']}: {result['best_value']:.4f} with {params}")
         if result["version"]:
             typer.echo(f"model     version {result['version']} (alias candidate; the gate decides on production)")
@@ -159,31 +199,46 @@ def evaluate(
         from registry.verified import load_reference
 
         report, result = run_evaluation(
-            model, golden, split, cache_dir=settings.cache_dir if cache else None,
-            precision=precision, strict=strict, drop_self_matches=drop_self_matches, batch_size=batch_size,
-            latency_calls=latency_calls, loader=load_reference)
+            model,
+            golden,
+            split,
+            cache_dir=settings.cache_dir if cache else None,
+            precision=precision,
+            strict=strict,
+            drop_self_matches=drop_self_matches,
+            batch_size=batch_size,
+            latency_calls=latency_calls,
+            loader=load_reference,
+        )
         run_id = log_evaluation(report, result, experiment=experiment, artifact_root=settings.artifact_root)
         return replace(report, run_id=run_id).to_dict()
 
     def render(result: dict[str, Any], settings: Settings) -> None:
-        lines = [f"model     {result['model']} (weights {result['model_digest'][:12]}, {result['precision']})",
-                 f"golden    {result['golden_path']} [{result['split']}]: {result['n_queries']} queries, "
-                 f"{result['n_documents']} documents (digest {result['golden_digest'][:12]})",
-                 "", f"{'metric':16s} {'mean':>7s}   95% CI"]
+        lines = [
+            f"model     {result['model']} (weights {result['model_digest'][:12]}, {result['precision']})",
+            f"golden    {result['golden_path']} [{result['split']}]: {result['n_queries']} queries, "
+            f"{result['n_documents']} documents (digest {result['golden_digest'][:12]})",
+            "",
+            f"{'metric':16s} {'mean':>7s}   95% CI",
+        ]
         for name, value in result["metrics"].items():
             low, high = result["ci"][name]
             lines.append(f"{name:16s} {value:7.4f}   [{low:.4f}, {high:.4f}]")
         if result["latency"]:
             lat = result["latency"]
-            lines += ["", f"latency   p50 {lat['latency_p50_ms']:.1f} ms  p95 {lat['latency_p95_ms']:.1f} ms  "
-                          f"p99 {lat['latency_p99_ms']:.1f} ms  throughput {lat['throughput_texts_per_s']:.0f} texts/s"]
+            lines += [
+                "",
+                f"latency   p50 {lat['latency_p50_ms']:.1f} ms  p95 {lat['latency_p95_ms']:.1f} ms  "
+                f"p99 {lat['latency_p99_ms']:.1f} ms  throughput {lat['throughput_texts_per_s']:.0f} texts/s",
+            ]
         source = "cached" if result["cache_hit"] else "computed"
-        lines += ["", f"run       {result['run_id']}  (corpus embeddings {source}, {result['seconds']:.1f} s)",
-                  f"browse    {settings.ui_command()}"]
+        lines += [
+            "",
+            f"run       {result['run_id']}  (corpus embeddings {source}, {result['seconds']:.1f} s)",
+            f"browse    {settings.ui_command()}",
+        ]
         for warning in result["warnings"]:
             lines.append(f"warning   {warning}")
         typer.echo("\n".join(lines))
 
     run_job(job, render, as_json=as_json, debug=debug)
-
-

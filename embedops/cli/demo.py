@@ -26,7 +26,8 @@ from embedops.core.settings import Settings
 @app.command(rich_help_panel="Try it")
 def demo(
     home: Annotated[Path, opt("Fresh EMBEDOPS_HOME for the demo (an earlier demo's home is replaced).")] = Path(
-        "demo-home"),
+        "demo-home"
+    ),
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -54,7 +55,6 @@ def demo(
         with contextlib.redirect_stdout(sys.stderr):
             return run_demo(settings, EXAMPLES, notify=say)
 
-    run_job(job, render_demo, as_json=as_json, debug=debug,
-            exit_code=lambda r: ExitCode.DONE if r["ok"] else ExitCode.ERROR)
-
-
+    run_job(
+        job, render_demo, as_json=as_json, debug=debug, exit_code=lambda r: ExitCode.DONE if r["ok"] else ExitCode.ERROR
+    )

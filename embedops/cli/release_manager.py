@@ -27,14 +27,23 @@ from evaluation.golden import DEFAULT_SPLIT
 
 @app.command(rich_help_panel="Release managers")
 def register(
-    path: Annotated[str, typer.Argument(help="A sentence-transformers folder with safetensors weights, or a "
-                                              "logged model: runs:/RUN_ID/model (a `train --no-register` run).")],
+    path: Annotated[
+        str,
+        typer.Argument(
+            help="A sentence-transformers folder with safetensors weights, or a "
+            "logged model: runs:/RUN_ID/model (a `train --no-register` run)."
+        ),
+    ],
     name: Annotated[str, opt("Registered model name.")],
     golden: Annotated[str | None, opt("BEIR folder: record the version's golden-set metrics.")] = None,
     golden_split: Annotated[str, opt("Split of the golden set.")] = DEFAULT_SPLIT,
     strip_remote_code: Annotated[
-        bool, opt("Drop auto_map entries and *.py files instead of refusing the folder (recorded on the "
-                  "version); embedops never runs a model's own code either way.", "--strip-remote-code")
+        bool,
+        opt(
+            "Drop auto_map entries and *.py files instead of refusing the folder (recorded on the "
+            "version); embedops never runs a model's own code either way.",
+            "--strip-remote-code",
+        ),
     ] = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
@@ -47,8 +56,14 @@ def register(
 
         require_can_register(settings.tracking_uri, name)
 
-        return register_folder(path, name, golden=golden, golden_split=golden_split,
-                               artifact_root=settings.artifact_root, strip_remote_code=strip_remote_code)
+        return register_folder(
+            path,
+            name,
+            golden=golden,
+            golden_split=golden_split,
+            artifact_root=settings.artifact_root,
+            strip_remote_code=strip_remote_code,
+        )
 
     def render(result: dict[str, Any], settings: Settings) -> None:
         typer.echo(f"registered {result['model_uri']} (run {result['run_id']})")
@@ -69,17 +84,30 @@ def models(
     def job(settings: Settings) -> dict[str, Any]:
         from registry.store import list_versions
 
-        return {"model": name, "versions": [
-            {"version": v.version, "aliases": v.aliases, "ndcg_at_10": v.tags.get("ndcg_at_10"),
-             "recall_at_10": v.tags.get("recall_at_10"), "gate_verdict": v.tags.get("gate_verdict"),
-             "embedding_dim": v.tags.get("embedding_dim"), "run_id": v.run_id, "created": v.created}
-            for v in list_versions(name)]}
+        return {
+            "model": name,
+            "versions": [
+                {
+                    "version": v.version,
+                    "aliases": v.aliases,
+                    "ndcg_at_10": v.tags.get("ndcg_at_10"),
+                    "recall_at_10": v.tags.get("recall_at_10"),
+                    "gate_verdict": v.tags.get("gate_verdict"),
+                    "embedding_dim": v.tags.get("embedding_dim"),
+                    "run_id": v.run_id,
+                    "created": v.created,
+                }
+                for v in list_versions(name)
+            ],
+        }
 
     def render(result: dict[str, Any], settings: Settings) -> None:
         typer.echo(f"{'version':>7s}  {'aliases':24s} {'ndcg@10':>8s} {'recall@10':>9s}  {'gate':8s} run")
         for v in result["versions"]:
-            typer.echo(f"{v['version']:>7s}  {','.join(v['aliases']) or '-':24s} {v['ndcg_at_10'] or '-':>8.8s} "
-                       f"{v['recall_at_10'] or '-':>9.9s}  {v['gate_verdict'] or '-':8s} {v['run_id']}")
+            typer.echo(
+                f"{v['version']:>7s}  {','.join(v['aliases']) or '-':24s} {v['ndcg_at_10'] or '-':>8.8s} "
+                f"{v['recall_at_10'] or '-':>9.9s}  {v['gate_verdict'] or '-':8s} {v['run_id']}"
+            )
 
     run_job(job, render, as_json=as_json, debug=debug)
 
@@ -101,9 +129,12 @@ def promote(
         str | None, opt("Move only if production is still this version (default: what the gate ran against).")
     ] = None,
     allow_reindex: Annotated[
-        bool, opt("With --skip-gate: allow a version whose vectors differ in kind from production's "
-                  "(dimension, tokenizer, normalization, similarity); every index must be rebuilt.",
-                  "--allow-reindex")
+        bool,
+        opt(
+            "With --skip-gate: allow a version whose vectors differ in kind from production's "
+            "(dimension, tokenizer, normalization, similarity); every index must be rebuilt.",
+            "--allow-reindex",
+        ),
     ] = False,
     actor_name: ActorOpt = None,
     as_json: JsonOpt = False,
@@ -117,16 +148,27 @@ def promote(
 
         gate_policy = load_policy(policy)
         ctx = registry_context(settings, actor_name, gate_policy.release_managers)
-        return promote_version(ctx, name, version, policy=gate_policy, golden=golden, golden_split=golden_split,
-                               reason=reason, initial=initial, skip_gate=skip_gate,
-                               expected_production=expect_production, gate_only=gate_only,
-                               allow_reindex=allow_reindex)
+        return promote_version(
+            ctx,
+            name,
+            version,
+            policy=gate_policy,
+            golden=golden,
+            golden_split=golden_split,
+            reason=reason,
+            initial=initial,
+            skip_gate=skip_gate,
+            expected_production=expect_production,
+            gate_only=gate_only,
+            allow_reindex=allow_reindex,
+        )
 
     def render(result: dict[str, Any], settings: Settings) -> None:
         render_decision(result)
         if "candidate" in result:
-            typer.echo(f"candidate  {result['model']} is now v{result['candidate']}; production stays "
-                       f"v{result['production']}")
+            typer.echo(
+                f"candidate  {result['model']} is now v{result['candidate']}; production stays v{result['production']}"
+            )
             return
         was = f"v{result['previous_production']}" if result["previous_production"] else "nothing"
         typer.echo(f"production {result['model']} is now v{result['production']} (was {was})")
@@ -154,8 +196,9 @@ def rollback(
         return rollback_model(ctx, name, reason=reason, to_version=to_version)
 
     def render(result: dict[str, Any], settings: Settings) -> None:
-        typer.echo(f"production {result['model']} is now v{result['production']} "
-                   f"(was v{result['previous_production']})")
+        typer.echo(
+            f"production {result['model']} is now v{result['production']} (was v{result['previous_production']})"
+        )
 
     run_job(job, render, as_json=as_json, debug=debug)
 
@@ -180,16 +223,18 @@ def history(
             typer.echo(f"at {result['at']} production was " + (f"v{version}" if version else "not set"))
             return
         width = max([5, *(len(m["actor"]) for m in result["moves"])])
-        typer.echo(f"{'time (UTC)':24s} {'actor':{width}s} {'action':9s} {'alias':10s} {'from':>5s} {'to':>5s} "
-                   f"{'outcome':9s} reason")
+        typer.echo(
+            f"{'time (UTC)':24s} {'actor':{width}s} {'action':9s} {'alias':10s} {'from':>5s} {'to':>5s} "
+            f"{'outcome':9s} reason"
+        )
         for m in result["moves"]:
-            typer.echo(f"{m['ts']:24s} {m['actor']:{width}s} {m['action']:9s} {m['alias']:10s} "
-                       f"{m['from_version'] or '-':>5s} {m['to_version'] or '-':>5s} {m['outcome']:9s} "
-                       f"{m['reason']}" + (f" ({m['detail']})" if m["detail"] else ""))
+            typer.echo(
+                f"{m['ts']:24s} {m['actor']:{width}s} {m['action']:9s} {m['alias']:10s} "
+                f"{m['from_version'] or '-':>5s} {m['to_version'] or '-':>5s} {m['outcome']:9s} "
+                f"{m['reason']}" + (f" ({m['detail']})" if m["detail"] else "")
+            )
 
     run_job(job, render, as_json=as_json, debug=debug)
-
-
 
 
 @app.command(rich_help_panel="Release managers")
@@ -208,19 +253,30 @@ def serve(
     MLflow's loader, never with remote code). The alias is resolved once, at start: after a
     promotion, restart the process to serve the new version.
     """
+
     def job(settings: Settings) -> dict[str, Any]:
         from registry.serve import plan_serving
 
         plan = plan_serving(name, alias, copies=settings.home / "serving", host=host, port=port, workers=workers)
-        return {"model": plan.model, "alias": plan.alias, "version": plan.version, "url": plan.url,
-                "invocations": f"{plan.url}/invocations", "folder": str(plan.folder), "argv": plan.argv,
-                "env": plan.env}
+        return {
+            "model": plan.model,
+            "alias": plan.alias,
+            "version": plan.version,
+            "url": plan.url,
+            "invocations": f"{plan.url}/invocations",
+            "folder": str(plan.folder),
+            "argv": plan.argv,
+            "env": plan.env,
+        }
 
     def render(result: dict[str, Any], settings: Settings) -> None:
-        typer.echo(f"serving   {result['model']} v{result['version']} (alias {result['alias']}) at "
-                   f"{result['invocations']}")
-        typer.echo(f"try       curl -s {result['invocations']} -H 'Content-Type: application/json' "
-                   "-d '{\"inputs\": [\"how do I pause Clockwork?\"]}'")
+        typer.echo(
+            f"serving   {result['model']} v{result['version']} (alias {result['alias']}) at {result['invocations']}"
+        )
+        typer.echo(
+            f"try       curl -s {result['invocations']} -H 'Content-Type: application/json' "
+            '-d \'{"inputs": ["how do I pause Clockwork?"]}\''
+        )
 
     result: dict[str, Any] = {}
 
@@ -235,5 +291,3 @@ def serve(
     sys.stdout.flush()
     # The server replaces this process: signals from systemd or Kubernetes reach it directly.
     os.execve(result["argv"][0], result["argv"], dict(os.environ) | result["env"])
-
-

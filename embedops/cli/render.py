@@ -9,8 +9,9 @@ import typer
 from embedops.core.settings import Settings
 
 
-def format_metrics(metrics: dict[str, float], names: tuple[str, ...] = ("ndcg_at_10", "recall_at_10",
-                                                                          "mrr_at_10", "map_at_100")) -> str:
+def format_metrics(
+    metrics: dict[str, float], names: tuple[str, ...] = ("ndcg_at_10", "recall_at_10", "mrr_at_10", "map_at_100")
+) -> str:
     return "  ".join(f"{n} {metrics[n]:.4f}" for n in names if n in metrics)
 
 
@@ -32,21 +33,21 @@ def render_training(result: dict[str, Any], settings: Settings) -> None:
     typer.echo("\n".join(lines))
 
 
-
 def render_decision(payload: dict[str, Any]) -> None:
     decision = payload.get("decision")
     if decision:
-        typer.echo(f"gate      {payload['model']} v{decision['candidate_version']} vs production "
-                   f"v{decision['production_version']}: {decision['verdict'].upper()}")
+        typer.echo(
+            f"gate      {payload['model']} v{decision['candidate_version']} vs production "
+            f"v{decision['production_version']}: {decision['verdict'].upper()}"
+        )
         for check in decision["checks"]:
             mark = "waived" if check["waived"] else ("ok" if check["passed"] else "FAIL")
             typer.echo(f"  {mark:6s} {check['name']:24s} {check['detail']}")
         if decision["reindex_required"]:
             typer.echo("  note   the vector index must be rebuilt (dimension or tokenizer changed)")
-        typer.echo(f"report    decision run {payload['decision_run_id']} "
-                   "(artifacts gate/report.html, gate/decision.json)")
-
-
+        typer.echo(
+            f"report    decision run {payload['decision_run_id']} (artifacts gate/report.html, gate/decision.json)"
+        )
 
 
 def render_demo(result: dict[str, Any], settings: Settings) -> None:
@@ -63,8 +64,10 @@ def render_demo(result: dict[str, Any], settings: Settings) -> None:
     for move in result["history"]:
         ends = ["v" + v if v else "-" for v in (move["from_version"], move["to_version"])]
         versions = f"{ends[0]} -> {ends[1]}"
-        typer.echo(f"  {move['ts'][:19]}  {move['action']:9s} {move['alias']:10s} {versions:9s} "
-                   f"{move['outcome']:8s} {move['actor']}: {move['reason']}")
+        typer.echo(
+            f"  {move['ts'][:19]}  {move['action']:9s} {move['alias']:10s} {versions:9s} "
+            f"{move['outcome']:8s} {move['actor']}: {move['reason']}"
+        )
     typer.echo("\nHTML reports:")
     for number, step in enumerate(result["steps"], start=1):
         if step["report"]:
@@ -72,8 +75,8 @@ def render_demo(result: dict[str, Any], settings: Settings) -> None:
     if result.get("retrain_report"):
         typer.echo(f"  step 5, gate of the retrained model: {result['retrain_report']}")
     failed = [s["title"] for s in result["steps"] if not s["ok"]]
-    typer.echo(f"\n{'every step as expected' if not failed else 'UNEXPECTED: ' + '; '.join(failed)} "
-               f"in {result['seconds'] / 60:.1f} min")
+    typer.echo(
+        f"\n{'every step as expected' if not failed else 'UNEXPECTED: ' + '; '.join(failed)} "
+        f"in {result['seconds'] / 60:.1f} min"
+    )
     typer.echo(f"browse    {settings.ui_command()}")
-
-

@@ -22,14 +22,17 @@ class InvalidNameError(ConfigError):
 class DataError(EmbedopsError):
     """A data file cannot be used; names the file and, where known, the row and field."""
 
-    def __init__(self, message: str, *, path: str | None = None, row: int | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, path: str | None = None, row: int | None = None, field: str | None = None
+    ) -> None:
         where = ", ".join(
-            part for part in (
+            part
+            for part in (
                 path and f"file {path}",
                 row is not None and f"row {row}",
                 field and f"field '{field}'",
-            ) if part
+            )
+            if part
         )
         super().__init__(f"{where}: {message}" if where else message)
         self.path, self.row, self.field = path, row, field

@@ -24,7 +24,8 @@ def validate_name(name: object, what: str = "model name") -> str:
     if ".." in name or not _NAME.fullmatch(name):  # fullmatch: "$" would let a trailing newline in
         raise InvalidNameError(
             f"{what} '{shown}' may use only letters, digits, '.', '_' and '-', start with a letter "
-            "or digit, and not contain '..'")
+            "or digit, and not contain '..'"
+        )
     return name
 
 

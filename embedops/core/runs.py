@@ -61,11 +61,15 @@ def tracked_run(*, notify: Any = None, **start_run_args: Any) -> Iterator[Active
         except BaseException as exc:
             marked = mark_failed(run.info.run_id, notify=notify)
             if not marked or _server_lost(exc):
-                state = ("was marked FAILED once it came back" if marked else
-                         "is still RUNNING: `embedops doctor --fix` marks it FAILED once the server is back")
+                state = (
+                    "was marked FAILED once it came back"
+                    if marked
+                    else "is still RUNNING: `embedops doctor --fix` marks it FAILED once the server is back"
+                )
                 raise ServiceUnavailableError(
                     f"the MLflow tracking server stopped answering during run {run.info.run_id}: the job stopped, "
-                    f"nothing was registered, and the run {state}") from exc
+                    f"nothing was registered, and the run {state}"
+                ) from exc
             raise
         else:
             mlflow.end_run()
@@ -121,8 +125,9 @@ def mark_failed(run_id: str, *, notify: Any = None) -> bool:
                 if time.monotonic() > deadline:
                     return False
                 if notify:  # once, on the first failure
-                    notify(f"the tracking server is not answering; waiting up to {grace:g} s to mark run "
-                           f"{run_id} FAILED")
+                    notify(
+                        f"the tracking server is not answering; waiting up to {grace:g} s to mark run {run_id} FAILED"
+                    )
                     notify = None
                 time.sleep(2)
     finally:

@@ -117,8 +117,10 @@ def prepare_home(home: Path) -> None:
             pass
     except OSError as exc:
         source = "EMBEDOPS_HOME" if os.environ.get("EMBEDOPS_HOME") else "the default home (EMBEDOPS_HOME unset)"
-        raise ConfigError(f"{source} {home} is not a writable folder ({exc.strerror or exc}): point EMBEDOPS_HOME "
-                          "at a folder you can write to") from None
+        raise ConfigError(
+            f"{source} {home} is not a writable folder ({exc.strerror or exc}): point EMBEDOPS_HOME "
+            "at a folder you can write to"
+        ) from None
 
 
 def create_store_once(settings: Settings) -> None:
@@ -171,5 +173,7 @@ def check_tracking_server(uri: str, attempts: int = TRACKING_ATTEMPTS) -> None:
             problem = str(getattr(exc, "reason", exc))
         if attempt + 1 < attempts:
             time.sleep(2**attempt)
-    raise ServiceUnavailableError(f"the MLflow tracking server at {uri} did not answer {attempts} health checks "
-                                  f"({problem}); start it or fix MLFLOW_TRACKING_URI. Nothing was started.")
+    raise ServiceUnavailableError(
+        f"the MLflow tracking server at {uri} did not answer {attempts} health checks "
+        f"({problem}); start it or fix MLFLOW_TRACKING_URI. Nothing was started."
+    )

@@ -17,13 +17,14 @@ def unicode_problem(value: str) -> str | None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        return (f"invalid Unicode: lone surrogate U+{ord(value[exc.start]):04X} at character {exc.start + 1} "
-                "(an escaped \\ud800-\\udfff code point without its pair); fix or drop this text")
+        return (
+            f"invalid Unicode: lone surrogate U+{ord(value[exc.start]):04X} at character {exc.start + 1} "
+            "(an escaped \\ud800-\\udfff code point without its pair); fix or drop this text"
+        )
     return None
 
 
-def check_text(value: str, *, path: str, row: int | None, field: str,
-               error: type[DataError] = DataError) -> str:
+def check_text(value: str, *, path: str, row: int | None, field: str, error: type[DataError] = DataError) -> str:
     """``value`` unchanged, or ``error`` naming the file, row and field of the invalid text."""
     problem = unicode_problem(value)
     if problem:

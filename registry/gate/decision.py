@@ -80,53 +80,100 @@ class GateDecision:
 
 def decide(policy: GatePolicy, candidate: Evidence, production: Evidence) -> GateDecision:
     if candidate.golden_digest != production.golden_digest:
-        raise GateError(f"candidate and production were scored on different golden sets "
-                        f"({candidate.golden_digest[:12]} vs {production.golden_digest[:12]}): refusing to compare")
-    checks: list[Check] = [Check("finite_vectors", candidate.finite, str(candidate.finite).lower(), "true",
-                                 "the candidate's vectors are all finite")]
+        raise GateError(
+            f"candidate and production were scored on different golden sets "
+            f"({candidate.golden_digest[:12]} vs {production.golden_digest[:12]}): refusing to compare"
+        )
+    checks: list[Check] = [
+        Check(
+            "finite_vectors",
+            candidate.finite,
+            str(candidate.finite).lower(),
+            "true",
+            "the candidate's vectors are all finite",
+        )
+    ]
     reindex = False
-    for name, cand, prod in (("embedding_dim", candidate.embedding_dim, production.embedding_dim),
-                             ("tokenizer", candidate.tokenizer_sha256, production.tokenizer_sha256)):
+    for name, cand, prod in (
+        ("embedding_dim", candidate.embedding_dim, production.embedding_dim),
+        ("tokenizer", candidate.tokenizer_sha256, production.tokenizer_sha256),
+    ):
         same = cand == prod
         shown = (str(cand)[:12], str(prod)[:12])
         if not same and policy.allow_reindex:
             reindex = True
-            checks.append(Check(name, True, shown[0], shown[1], f"{name} changes: the vector index must be rebuilt",
-                                waived=True))
+            checks.append(
+                Check(name, True, shown[0], shown[1], f"{name} changes: the vector index must be rebuilt", waived=True)
+            )
         else:
-            checks.append(Check(name, same, shown[0], shown[1],
-                                f"{name} matches production" if same else
-                                f"{name} differs from production (allow_reindex is off)"))
+            checks.append(
+                Check(
+                    name,
+                    same,
+                    shown[0],
+                    shown[1],
+                    f"{name} matches production" if same else f"{name} differs from production (allow_reindex is off)",
+                )
+            )
 
     m = policy.primary_metric
     delta = candidate.metrics[m] - production.metrics[m]
-    checks.append(Check(f"{m}_improvement", delta >= policy.min_delta, round(delta, 6), policy.min_delta,
-                        f"{m} {production.metrics[m]:.4f} -> {candidate.metrics[m]:.4f} ({delta:+.4f}; "
-                        f"needs >= {policy.min_delta:+.4f})"))
+    checks.append(
+        Check(
+            f"{m}_improvement",
+            delta >= policy.min_delta,
+            round(delta, 6),
+            policy.min_delta,
+            f"{m} {production.metrics[m]:.4f} -> {candidate.metrics[m]:.4f} ({delta:+.4f}; "
+            f"needs >= {policy.min_delta:+.4f})",
+        )
+    )
     prod_scores, cand_scores = paired_arrays(production.per_query, candidate.per_query)
-    comparison = compare_paired(prod_scores, cand_scores, alternative=policy.alternative,
-                                n_resamples=policy.n_resamples)
+    comparison = compare_paired(
+        prod_scores, cand_scores, alternative=policy.alternative, n_resamples=policy.n_resamples
+    )
     if policy.alpha is not None:
-        checks.append(Check(f"{m}_significance", comparison.p_value < policy.alpha, comparison.p_value,
-                            policy.alpha, f"paired permutation test ({policy.alternative}, {policy.n_resamples} "
-                            f"resamples): p = {comparison.p_value:.4g}, needs < {policy.alpha}"))
+        checks.append(
+            Check(
+                f"{m}_significance",
+                comparison.p_value < policy.alpha,
+                comparison.p_value,
+                policy.alpha,
+                f"paired permutation test ({policy.alternative}, {policy.n_resamples} "
+                f"resamples): p = {comparison.p_value:.4g}, needs < {policy.alpha}",
+            )
+        )
     for name, allowed_drop in policy.guards.items():
         drop = production.metrics[name] - candidate.metrics[name]
-        checks.append(Check(f"{name}_guard", drop <= allowed_drop + 1e-12, round(-drop, 6), -allowed_drop,
-                            f"{name} {production.metrics[name]:.4f} -> {candidate.metrics[name]:.4f} "
-                            f"(may drop by at most {allowed_drop})"))
+        checks.append(
+            Check(
+                f"{name}_guard",
+                drop <= allowed_drop + 1e-12,
+                round(-drop, 6),
+                -allowed_drop,
+                f"{name} {production.metrics[name]:.4f} -> {candidate.metrics[name]:.4f} "
+                f"(may drop by at most {allowed_drop})",
+            )
+        )
     if policy.max_latency_increase is not None:
         checks.append(latency_check(candidate, production, policy.max_latency_increase))
 
     keys = sorted(candidate.per_query)
     return GateDecision(
         verdict="pass" if all(c.passed for c in checks) else "reject",
-        candidate_version=candidate.version, production_version=production.version,
-        golden_digest=candidate.golden_digest, primary_metric=m, checks=checks, reindex_required=reindex,
-        comparison=comparison.to_dict(), candidate_metrics=dict(candidate.metrics),
+        candidate_version=candidate.version,
+        production_version=production.version,
+        golden_digest=candidate.golden_digest,
+        primary_metric=m,
+        checks=checks,
+        reindex_required=reindex,
+        comparison=comparison.to_dict(),
+        candidate_metrics=dict(candidate.metrics),
         production_metrics=dict(production.metrics),
         differences={k: candidate.per_query[k] - production.per_query[k] for k in keys},
-        candidate_latency_ms=dict(candidate.latency_ms), production_latency_ms=dict(production.latency_ms))
+        candidate_latency_ms=dict(candidate.latency_ms),
+        production_latency_ms=dict(production.latency_ms),
+    )
 
 
 def latency_check(candidate: Evidence, production: Evidence, budget: float) -> Check:
@@ -140,13 +187,14 @@ def latency_check(candidate: Evidence, production: Evidence, budget: float) -> C
     if candidate.latency_p99_ms is None or production.latency_p99_ms is None:
         return Check("latency_p99", False, None, budget, "latency was not measured on both sides")
     growth = candidate.latency_p99_ms / production.latency_p99_ms - 1
-    detail = (f"p99 {production.latency_p99_ms:.2f} ms -> {candidate.latency_p99_ms:.2f} ms "
-              f"({growth:+.0%}; may grow by at most {budget:.0%}")
+    detail = (
+        f"p99 {production.latency_p99_ms:.2f} ms -> {candidate.latency_p99_ms:.2f} ms "
+        f"({growth:+.0%}; may grow by at most {budget:.0%}"
+    )
     b, a = np.asarray(candidate.latency_samples_ms), np.asarray(production.latency_samples_ms)
     if len(a) < 20 or len(a) != len(b):
         return Check("latency_p99", growth <= budget, round(growth, 4), budget, detail + ")")
     pairs = np.random.default_rng(0).integers(0, len(a), size=(2000, len(a)))
     resampled = np.percentile(b[pairs], 99, axis=1) / np.percentile(a[pairs], 99, axis=1) - 1
     lower = float(np.quantile(resampled, 0.05))
-    return Check("latency_p99", lower <= budget, round(growth, 4), budget,
-                 detail + f"; 95% lower bound {lower:+.0%})")
+    return Check("latency_p99", lower <= budget, round(growth, 4), budget, detail + f"; 95% lower bound {lower:+.0%})")

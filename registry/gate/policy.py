@@ -21,21 +21,25 @@ class GatePolicy(BaseModel):
     primary_metric: str = "ndcg_at_10"
     min_delta: float = Field(0.005, ge=0, le=1, description="the primary metric must improve by at least this")
     alpha: float | None = Field(
-        0.05, gt=0, lt=1, description="significance level of the paired test; null skips the test (tiny sets)")
+        0.05, gt=0, lt=1, description="significance level of the paired test; null skips the test (tiny sets)"
+    )
     alternative: Literal["greater", "two-sided"] = "greater"
     n_resamples: int = Field(10_000, ge=100, le=1_000_000)
     guards: dict[str, float] = Field(
         default_factory=lambda: {"recall_at_10": 0.01, "mrr_at_10": 0.01},
-        description="metric -> largest allowed drop (absolute)")
+        description="metric -> largest allowed drop (absolute)",
+    )
     max_latency_increase: float | None = Field(
-        0.25, ge=0, description="p99 single-text latency may grow by at most this fraction; null disables")
+        0.25, ge=0, description="p99 single-text latency may grow by at most this fraction; null disables"
+    )
     latency_calls: int = Field(200, ge=20, le=100_000)
     allow_reindex: bool = Field(False, description="accept a new dimension or tokenizer (the index must be rebuilt)")
     golden: str | None = Field(None, description="golden-set folder, if not given on the command line")
     golden_split: str = DEFAULT_SPLIT
     precision: Precision = "fp32"
     release_managers: list[str] = Field(
-        default_factory=list, description="who may move production; empty: anyone (single-user default)")
+        default_factory=list, description="who may move production; empty: anyone (single-user default)"
+    )
 
     @field_validator("primary_metric")
     @classmethod

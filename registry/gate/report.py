@@ -24,8 +24,14 @@ def _esc(value: object) -> str:
     return html.escape(str(value))
 
 
-def metric_bars(names: Sequence[str], production: dict[str, float], candidate: dict[str, float], *,
-                scale: float = 1.0, unit: str = "") -> str:
+def metric_bars(
+    names: Sequence[str],
+    production: dict[str, float],
+    candidate: dict[str, float],
+    *,
+    scale: float = 1.0,
+    unit: str = "",
+) -> str:
     """Grouped horizontal bars, one pair per metric; ``scale`` is the value of a full-width bar."""
     row, width, left = 34, 560, 130
     height = row * len(names) + 30
@@ -36,12 +42,16 @@ def metric_bars(names: Sequence[str], production: dict[str, float], candidate: d
         for j, (value, color) in enumerate(((production[name], PROD_COLOR), (candidate[name], CAND_COLOR))):
             w = max(0.0, min(1.0, value / scale)) * width
             label = f"{value:.2f} {unit}" if unit else f"{value:.4f}"
-            parts.append(f'<rect x="{left}" y="{y + j * 13}" width="{w:.1f}" height="12" fill="{color}"/>'
-                         f'<text x="{left + w + 4:.1f}" y="{y + j * 13 + 10}">{label}</text>')
-    parts.append(f'<rect x="{left}" y="{height - 14}" width="10" height="10" fill="{PROD_COLOR}"/>'
-                 f'<text x="{left + 14}" y="{height - 5}">production</text>'
-                 f'<rect x="{left + 100}" y="{height - 14}" width="10" height="10" fill="{CAND_COLOR}"/>'
-                 f'<text x="{left + 114}" y="{height - 5}">candidate</text></svg>')
+            parts.append(
+                f'<rect x="{left}" y="{y + j * 13}" width="{w:.1f}" height="12" fill="{color}"/>'
+                f'<text x="{left + w + 4:.1f}" y="{y + j * 13 + 10}">{label}</text>'
+            )
+    parts.append(
+        f'<rect x="{left}" y="{height - 14}" width="10" height="10" fill="{PROD_COLOR}"/>'
+        f'<text x="{left + 14}" y="{height - 5}">production</text>'
+        f'<rect x="{left + 100}" y="{height - 14}" width="10" height="10" fill="{CAND_COLOR}"/>'
+        f'<text x="{left + 114}" y="{height - 5}">candidate</text></svg>'
+    )
     return "".join(parts)
 
 
@@ -62,16 +72,20 @@ def difference_histogram(differences: Sequence[float], bins: int = 21) -> str:
         h = (height - 2 * pad) * count / top
         mid = (edges[i] + edges[i + 1]) / 2
         color = "#2f855a" if mid > 1e-9 else ("#c53030" if mid < -1e-9 else "#718096")
-        parts.append(f'<rect x="{pad + i * bar_w:.1f}" y="{height - pad - h:.1f}" width="{bar_w - 1:.1f}" '
-                     f'height="{h:.1f}" fill="{color}"><title>{edges[i]:+.3f}..{edges[i + 1]:+.3f}: {count}'
-                     f'</title></rect>')
+        parts.append(
+            f'<rect x="{pad + i * bar_w:.1f}" y="{height - pad - h:.1f}" width="{bar_w - 1:.1f}" '
+            f'height="{h:.1f}" fill="{color}"><title>{edges[i]:+.3f}..{edges[i + 1]:+.3f}: {count}'
+            f"</title></rect>"
+        )
         if count:
             parts.append(f'<text x="{pad + i * bar_w + 2:.1f}" y="{height - pad - h - 3:.1f}">{count}</text>')
     zero = pad + (width - 2 * pad) / 2
-    parts.append(f'<line x1="{zero}" y1="{pad / 2}" x2="{zero}" y2="{height - pad}" stroke="#1a202c" '
-                 f'stroke-dasharray="4 3"/><text x="{pad}" y="{height - 8}">{-span:+.2f}</text>'
-                 f'<text x="{zero - 4}" y="{height - 8}">0</text>'
-                 f'<text x="{width - pad - 30}" y="{height - 8}">{span:+.2f}</text></svg>')
+    parts.append(
+        f'<line x1="{zero}" y1="{pad / 2}" x2="{zero}" y2="{height - pad}" stroke="#1a202c" '
+        f'stroke-dasharray="4 3"/><text x="{pad}" y="{height - 8}">{-span:+.2f}</text>'
+        f'<text x="{zero - 4}" y="{height - 8}">0</text>'
+        f'<text x="{width - pad - 30}" y="{height - 8}">{span:+.2f}</text></svg>'
+    )
     return "".join(parts)
 
 
@@ -90,16 +104,23 @@ def render_html(decision: GateDecision, model_name: str, *, golden: str = "", ru
         status = ("waived", "waived") if c.waived else (("ok", "pass") if c.passed else ("bad", "fail"))
         observed = f"{c.observed:.4g}" if isinstance(c.observed, float) else _esc(c.observed)
         limit = f"{c.limit:.4g}" if isinstance(c.limit, float) else _esc(c.limit)
-        rows.append(f'<tr><td>{_esc(c.name)}</td><td class="{status[0]}">{status[1]}</td>'
-                    f'<td class="num">{observed}</td><td class="num">{limit}</td><td>{_esc(c.detail)}</td></tr>')
+        rows.append(
+            f'<tr><td>{_esc(c.name)}</td><td class="{status[0]}">{status[1]}</td>'
+            f'<td class="num">{observed}</td><td class="num">{limit}</td><td>{_esc(c.detail)}</td></tr>'
+        )
     names = [n for n in d.production_metrics if n in d.candidate_metrics]
     metric_rows = "".join(
         f'<tr><td>{_esc(n)}</td><td class="num">{d.production_metrics[n]:.4f}</td>'
         f'<td class="num">{d.candidate_metrics[n]:.4f}</td>'
-        f'<td class="num">{d.candidate_metrics[n] - d.production_metrics[n]:+.4f}</td></tr>' for n in names)
+        f'<td class="num">{d.candidate_metrics[n] - d.production_metrics[n]:+.4f}</td></tr>'
+        for n in names
+    )
     cmp = d.comparison
-    reindex = "<p><strong>The embedding dimension or tokenizer changes: rebuild the vector index.</strong></p>" \
-        if d.reindex_required else ""
+    reindex = (
+        "<p><strong>The embedding dimension or tokenizer changes: rebuild the vector index.</strong></p>"
+        if d.reindex_required
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Gate: {_esc(model_name)} v{_esc(d.candidate_version)}</title>
 <style>{STYLE}</style></head><body>

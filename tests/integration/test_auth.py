@@ -31,10 +31,13 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (state / "auth.ini").write_text(
         "[mlflow]\ndefault_permission = READ\n"
         f"database_uri = sqlite:///{state / 'auth.db'}\nadmin_username = {ADMIN[0]}\nadmin_password = {ADMIN[1]}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\nauth_cache_ttl_seconds = 60\n")
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\nauth_cache_ttl_seconds = 60\n"
+    )
     port = free_port()
-    env = os.environ | {"MLFLOW_AUTH_CONFIG_PATH": str(state / "auth.ini"),
-                        "MLFLOW_FLASK_SERVER_SECRET_KEY": "embedops-test-only"}
+    env = os.environ | {
+        "MLFLOW_AUTH_CONFIG_PATH": str(state / "auth.ini"),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "embedops-test-only",
+    }
     server = start_mlflow_server(state, port, "--app-name", "basic-auth", env=env)
     yield f"http://127.0.0.1:{port}"
     stop_server(server)
@@ -52,9 +55,14 @@ def cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.stdout if "--json" in args and result.exit_code == 0 else result.output
 
 
-def test_identity_and_permissions_come_from_mlflow(auth_server: str, tiny_model: Path, pairs_file: Path,
-                                                   unique_name: str, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_identity_and_permissions_come_from_mlflow(
+    auth_server: str,
+    tiny_model: Path,
+    pairs_file: Path,
+    unique_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from mlflow.exceptions import MlflowException
     from mlflow.server.auth.client import AuthServiceClient
     from mlflow.tracking import MlflowClient
@@ -73,11 +81,23 @@ def test_identity_and_permissions_come_from_mlflow(auth_server: str, tiny_model:
     assert cli("promote", name, "--version", "1", "--initial")[0] == 0
 
     act_as(monkeypatch, auth_server, TOM)
-    code, out = cli("train", "--data", str(pairs_file), "--base-model", str(tiny_model), "--max-steps", "1",
-                    "--name", name)
+    code, out = cli(
+        "train", "--data", str(pairs_file), "--base-model", str(tiny_model), "--max-steps", "1", "--name", name
+    )
     assert code == 1 and "MLflow grants 'tom' READ" in out and "--no-register" in out
-    code, out = cli("train", "--data", str(pairs_file), "--base-model", str(tiny_model), "--max-steps", "1",
-                    "--name", name, "--no-register", "--json")
+    code, out = cli(
+        "train",
+        "--data",
+        str(pairs_file),
+        "--base-model",
+        str(tiny_model),
+        "--max-steps",
+        "1",
+        "--name",
+        name,
+        "--no-register",
+        "--json",
+    )
     assert code == 0, out
     run_id = json.loads(out)["run_id"]
 
@@ -111,8 +131,11 @@ def test_identity_and_permissions_come_from_mlflow(auth_server: str, tiny_model:
     assert code == 1 and "release managers are rita" in out
 
     moves = [(m.actor, m.action, m.outcome, m.to_version) for m in Ledger(ledger_url).history(name)]
-    assert moves == [("rita", "promote", "success", "1"), ("rita", "promote", "success", "2"),
-                     ("tom", "rollback", "success", "1")]
+    assert moves == [
+        ("rita", "promote", "success", "1"),
+        ("rita", "promote", "success", "2"),
+        ("tom", "rollback", "success", "1"),
+    ]
 
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
     code, out = cli("history", name)

@@ -27,15 +27,41 @@ def test_twenty_simultaneous_promotions_have_exactly_one_winner(stack, tiny_mode
     client = MlflowClient()
     first = client.get_model_version(unique_name, "1")
     for _ in range(RACERS):  # more versions of the same logged model: cheap, and each is a real version
-        client.create_model_version(unique_name, source=first.source, run_id=first.run_id, tags=first.tags,
-                                    model_id=first.model_id or first.source.removeprefix("models:/"))
+        client.create_model_version(
+            unique_name,
+            source=first.source,
+            run_id=first.run_id,
+            tags=first.tags,
+            model_id=first.model_id or first.source.removeprefix("models:/"),
+        )
 
     # Every racer was gated against v1 and moves only if production is still v1.
     env = stack.env | {"OMP_NUM_THREADS": "1"}
     racers = [
-        subprocess.Popen([sys.executable, "-m", "embedops", "promote", unique_name, "--version", str(v),
-                          "--skip-gate", "--reason", "race", "--expect-production", "1", "--actor", f"rm{v}",
-                          "--json"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "embedops",
+                "promote",
+                unique_name,
+                "--version",
+                str(v),
+                "--skip-gate",
+                "--reason",
+                "race",
+                "--expect-production",
+                "1",
+                "--actor",
+                f"rm{v}",
+                "--json",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for v in range(2, RACERS + 2)
     ]
     results = [(p.wait(timeout=600), p.stdout.read(), p.stderr.read()) for p in racers]
@@ -44,8 +70,9 @@ def test_twenty_simultaneous_promotions_have_exactly_one_winner(stack, tiny_mode
     losers = [err for code, _, err in results if code != 0]
     assert len(winners) == 1, [err[-300:] for _, _, err in results]
     assert len(losers) == RACERS - 1
-    assert all("production moved from v1 to v" in err for err in losers), [e[-400:] for e in losers
-                                                                           if "production moved" not in e]
+    assert all("production moved from v1 to v" in err for err in losers), [
+        e[-400:] for e in losers if "production moved" not in e
+    ]
     assert alias_version(unique_name, "production") == winners[0]
     assert alias_version(unique_name, "previous") == "1"
 
@@ -57,8 +84,9 @@ def test_twenty_simultaneous_promotions_have_exactly_one_winner(stack, tiny_mode
     assert all(m.from_version == winners[0] for m in rows if m.outcome == "conflict")
 
 
-def test_two_gated_promotions_race_and_exactly_one_wins(stack, tiny_model: Path, unique_name: str,
-                                                        tmp_path: Path) -> None:
+def test_two_gated_promotions_race_and_exactly_one_wins(
+    stack, tiny_model: Path, unique_name: str, tmp_path: Path
+) -> None:
     """Two release managers each gate a different candidate against v1 at the same time: both pass
     the full gate, the compare-and-set lets one move production and records the other as a conflict."""
     from tests.conftest import HELPCENTER
@@ -72,10 +100,33 @@ def test_two_gated_promotions_race_and_exactly_one_wins(stack, tiny_model: Path,
 
     env = stack.env | {"OMP_NUM_THREADS": "1"}
     racers = [
-        subprocess.Popen([sys.executable, "-m", "embedops", "promote", unique_name, "--version", str(v),
-                          "--golden", str(HELPCENTER), "--policy", str(policy), "--reason", "race",
-                          "--expect-production", "1", "--actor", f"rm{v}", "--json"],
-                         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "embedops",
+                "promote",
+                unique_name,
+                "--version",
+                str(v),
+                "--golden",
+                str(HELPCENTER),
+                "--policy",
+                str(policy),
+                "--reason",
+                "race",
+                "--expect-production",
+                "1",
+                "--actor",
+                f"rm{v}",
+                "--json",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for v in (2, 3)
     ]
     results = [(p.wait(timeout=600), p.stdout.read(), p.stderr.read()) for p in racers]

@@ -21,8 +21,14 @@ def test_the_demo_runs_the_whole_lifecycle(tmp_path: Path) -> None:
     home = tmp_path / "demo-home"
     # A tracking URI in the environment must not pull the demo out of its own home.
     env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'elsewhere.db'}"}
-    out = subprocess.run([sys.executable, "-m", "embedops", "demo", "--home", str(home), "--json"], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=1200)
+    out = subprocess.run(
+        [sys.executable, "-m", "embedops", "demo", "--home", str(home), "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert out.returncode == 0, out.stderr[-4000:]
     result = json.loads(out.stdout)
     assert result["ok"] and len(result["steps"]) == 7 and not (tmp_path / "elsewhere.db").exists()
@@ -46,16 +52,26 @@ def test_the_demo_runs_the_whole_lifecycle(tmp_path: Path) -> None:
     monitoring = client.get_experiment_by_name("monitoring")
     drift_runs = client.search_runs([monitoring.experiment_id], order_by=["attributes.start_time ASC"])
     assert [(r.data.metrics["drifted"], r.data.tags["trigger_action"]) for r in drift_runs] == [
-        (0.0, "none"), (1.0, "retrain")]
+        (0.0, "none"),
+        (1.0, "retrain"),
+    ]
     assert drift_runs[0].data.metrics["drift_auc"] < 0.55 <= drift_runs[1].data.metrics["drift_auc"]
     retrained = client.get_model_version(NAME, "4")
     assert client.get_run(retrained.run_id).data.tags["retrain_trigger_run_id"] == drift_runs[1].info.run_id
 
-    moves = [(m.action, m.from_version, m.to_version, m.outcome)
-             for m in Ledger(f"sqlite:///{home / 'ledger.db'}").history(NAME)]
-    assert moves == [("promote", None, "1", "success"), ("promote", "1", "2", "success"),
-                     ("promote", "2", "3", "rejected"), ("candidate", None, "4", "success"),
-                     ("retrain", "2", "4", "success"), ("promote", "2", "4", "success"),
-                     ("promote", "4", None, "success"), ("rollback", "4", "2", "success")]
+    moves = [
+        (m.action, m.from_version, m.to_version, m.outcome)
+        for m in Ledger(f"sqlite:///{home / 'ledger.db'}").history(NAME)
+    ]
+    assert moves == [
+        ("promote", None, "1", "success"),
+        ("promote", "1", "2", "success"),
+        ("promote", "2", "3", "rejected"),
+        ("candidate", None, "4", "success"),
+        ("retrain", "2", "4", "success"),
+        ("promote", "2", "4", "success"),
+        ("promote", "4", None, "success"),
+        ("rollback", "4", "2", "success"),
+    ]
     reports = [s["report"] for s in result["steps"] if s["report"]] + [result["retrain_report"]]
     assert len(reports) == 5 and all(Path(r).read_text().lstrip().lower().startswith("<!doctype html") for r in reports)

@@ -18,8 +18,10 @@ from tests.conftest import HELPCENTER, read_jsonl
 pytestmark = [pytest.mark.slow]
 runner = CliRunner()
 # A domain the help center never talks about: lab biology.
-BIO = ("protein kinase receptor mutation cell tumour mice gene expression assay antibody pathway enzyme "
-       "inhibitor plasma neuron sequencing mitochondria cohort dosage").split()
+BIO = (
+    "protein kinase receptor mutation cell tumour mice gene expression assay antibody pathway enzyme "
+    "inhibitor plasma neuron sequencing mitochondria cohort dosage"
+).split()
 
 
 def traffic(path: Path, texts: list[str]) -> Path:
@@ -32,8 +34,9 @@ def cli(*args: str) -> tuple[int, dict | None, str]:
     return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else None, result.stderr
 
 
-def test_a_drifted_window_retrains_gates_and_records_the_chain(stack, tiny_model: Path, tmp_path: Path,
-                                                               unique_name: str) -> None:
+def test_a_drifted_window_retrains_gates_and_records_the_chain(
+    stack, tiny_model: Path, tmp_path: Path, unique_name: str
+) -> None:
     name = unique_name
     assert cli("register", str(tiny_model), "--name", name)[0] == 0
     assert cli("promote", name, "--version", "1", "--initial")[0] == 0
@@ -42,17 +45,31 @@ def test_a_drifted_window_retrains_gates_and_records_the_chain(stack, tiny_model
     titles = [d["title"] for d in read_jsonl(HELPCENTER / "corpus.jsonl")]
     reference = traffic(tmp_path / "reference.jsonl", questions + titles)
     rng = random.Random(0)
-    drifted = traffic(tmp_path / "current.jsonl",
-                      [" ".join(rng.choices(BIO, k=rng.randint(4, 9))) for _ in range(150)] + questions[:150])
+    drifted = traffic(
+        tmp_path / "current.jsonl",
+        [" ".join(rng.choices(BIO, k=rng.randint(4, 9))) for _ in range(150)] + questions[:150],
+    )
     (tmp_path / "drift.yaml").write_text(
         "current_size: 300\nreference_size: 450\nreport: never\n"
-        "trigger: {min_window: 100, consecutive: 2, high_threshold: 0.6, cooldown_hours: 24}\n")
+        "trigger: {min_window: 100, consecutive: 2, high_threshold: 0.6, cooldown_hours: 24}\n"
+    )
     (tmp_path / "policy.yaml").write_text("min_delta: 0.0\nalpha: null\nguards: {}\nmax_latency_increase: null\n")
     (tmp_path / "retrain.yaml").write_text(
         f"model_name: {name}\ntrain: {{data: {HELPCENTER / 'train_pairs.jsonl'}, max_steps: 2, batch_size: 8}}\n"
-        f"golden: {HELPCENTER}\npolicy: policy.yaml\nauto_promote: false\n")
-    args = ("drift", name, "--current", str(drifted), "--reference", str(reference),
-            "--config", str(tmp_path / "drift.yaml"), "--retrain-config", str(tmp_path / "retrain.yaml"))
+        f"golden: {HELPCENTER}\npolicy: policy.yaml\nauto_promote: false\n"
+    )
+    args = (
+        "drift",
+        name,
+        "--current",
+        str(drifted),
+        "--reference",
+        str(reference),
+        "--config",
+        str(tmp_path / "drift.yaml"),
+        "--retrain-config",
+        str(tmp_path / "retrain.yaml"),
+    )
 
     code, result, err = cli(*args)
     assert code == 4, err
@@ -97,8 +114,19 @@ def test_default_reference_and_a_crashing_retrain(store, tiny_model: Path, tmp_p
     assert code == 1 and "has no training data on record" in err
 
     # A trained one does: its training anchors are the default reference.
-    code, _, err = cli("train", "--data", str(HELPCENTER / "train_pairs.jsonl"), "--base-model",
-                       str(tiny_model), "--name", name, "--max-steps", "1", "--batch-size", "8")
+    code, _, err = cli(
+        "train",
+        "--data",
+        str(HELPCENTER / "train_pairs.jsonl"),
+        "--base-model",
+        str(tiny_model),
+        "--name",
+        name,
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "8",
+    )
     assert code == 0, err
     assert cli("promote", name, "--version", "2", "--skip-gate", "--reason", "trained")[0] == 0
     code, result, err = cli("drift", name, "--current", str(current), "--config", str(config))
@@ -115,7 +143,16 @@ def test_default_reference_and_a_crashing_retrain(store, tiny_model: Path, tmp_p
     questions = [q["text"] for q in read_jsonl(HELPCENTER / "queries.jsonl")]
     reference = read_window(traffic(tmp_path / "ref.jsonl", questions))
     with pytest.raises(RuntimeError, match="out of disk"):
-        run_drift(name, reference, read_window(current), cfg, trigger_store=trigger_store, cache_dir=None,
-                  artifact_root=store.artifact_root, retrain=crash, progress=False)
+        run_drift(
+            name,
+            reference,
+            read_window(current),
+            cfg,
+            trigger_store=trigger_store,
+            cache_dir=None,
+            artifact_root=store.artifact_root,
+            retrain=crash,
+            progress=False,
+        )
     status = trigger_store.status(name)
     assert status["lease_holder"] is None and status["failures"] == 1 and not status["breaker_open"]

@@ -22,14 +22,21 @@ def test_the_next_command_works_after_postgresql_restarts(stack, tiny_model: Pat
         pytest.skip("a PostgreSQL restart is a fault of the server stack")
 
     def embedops(*args: str) -> dict:
-        out = subprocess.run([sys.executable, "-m", "embedops", *args, "--json"], cwd=REPO, env=stack.env,
-                             capture_output=True, text=True, timeout=600)
+        out = subprocess.run(
+            [sys.executable, "-m", "embedops", *args, "--json"],
+            cwd=REPO,
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         return json.loads(out.stdout)
 
     assert embedops("register", str(tiny_model), "--name", unique_name)["version"] == "1"
-    restart = subprocess.run([str(REPO / ".ci" / "services"), "pg-restart"], capture_output=True, text=True,
-                             timeout=120)
+    restart = subprocess.run(
+        [str(REPO / ".ci" / "services"), "pg-restart"], capture_output=True, text=True, timeout=120
+    )
     assert restart.returncode == 0, restart.stderr
     # The tracking server's pooled connections died with the database; the ledger's too.
     assert embedops("promote", unique_name, "--version", "1", "--initial")["production"] == "1"
@@ -37,20 +44,44 @@ def test_the_next_command_works_after_postgresql_restarts(stack, tiny_model: Pat
     assert [m["action"] for m in embedops("history", unique_name)["moves"]] == ["promote"]
 
 
-def test_a_tracking_server_dying_mid_run_fails_the_run_and_registers_nothing(tiny_model: Path, pairs_file: Path,
-                                                                              unique_name: str, tmp_path: Path) -> None:
+def test_a_tracking_server_dying_mid_run_fails_the_run_and_registers_nothing(
+    tiny_model: Path, pairs_file: Path, unique_name: str, tmp_path: Path
+) -> None:
     from mlflow.tracking import MlflowClient
 
     port = free_port()
     uri, state = f"http://127.0.0.1:{port}", tmp_path / "server"
     server = start_mlflow_server(state, port)
-    env = os.environ | {"MLFLOW_TRACKING_URI": uri, "EMBEDOPS_HOME": str(tmp_path / "home"),
-                        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "EMBEDOPS_TRACKING_GRACE_S": "120"}
+    env = os.environ | {
+        "MLFLOW_TRACKING_URI": uri,
+        "EMBEDOPS_HOME": str(tmp_path / "home"),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        "EMBEDOPS_TRACKING_GRACE_S": "120",
+    }
     log = tmp_path / "train.err"
     with open(log, "w") as err:
-        job = subprocess.Popen([sys.executable, "-m", "embedops", "train", "--data", str(pairs_file), "--base-model",
-                                str(tiny_model), "--max-steps", "100000", "--batch-size", "8", "--name", unique_name],
-                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        job = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "embedops",
+                "train",
+                "--data",
+                str(pairs_file),
+                "--base-model",
+                str(tiny_model),
+                "--max-steps",
+                "100000",
+                "--batch-size",
+                "8",
+                "--name",
+                unique_name,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
 
     def wait_for(done: Callable[[], bool], what: str) -> None:
         started = time.monotonic()
@@ -61,8 +92,10 @@ def test_a_tracking_server_dying_mid_run_fails_the_run_and_registers_nothing(tin
     try:
         client = MlflowClient(uri)
         experiments = lambda: [e.experiment_id for e in client.search_experiments()]  # noqa: E731
-        wait_for(lambda: job.poll() is None and bool(client.search_runs(experiments(), "metrics.loss > 0")),
-                 "training to log a loss")
+        wait_for(
+            lambda: job.poll() is None and bool(client.search_runs(experiments(), "metrics.loss > 0")),
+            "training to log a loss",
+        )
         stop_server(server, kill=True)  # the tracking server dies in the middle of training
         # The job notices, stops training, and waits for the server to record the failure ...
         wait_for(lambda: "the tracking server is not answering" in log.read_text(), "the job to notice")

@@ -53,8 +53,7 @@ def base_in_production(name: str) -> None:
     assert code == 0, err
 
 
-def test_helpcenter_gate_passes_a_fine_tune_and_rejects_shuffled_pairs(store, tmp_path: Path,
-                                                                       unique_name: str) -> None:
+def test_helpcenter_gate_passes_a_fine_tune_and_rejects_shuffled_pairs(store, tmp_path: Path, unique_name: str) -> None:
     base_in_production(unique_name)
     good = train(store, unique_name, HELPCENTER / "train_pairs.jsonl", epochs=2, batch_size=16, learning_rate=5e-5)
     code, payload, err = cli("promote", unique_name, "--version", good, "--golden", str(HELPCENTER))
@@ -106,8 +105,14 @@ def test_scifact_gate_with_report_screenshot(store, tmp_path: Path, unique_name:
 
     pairs = [{"anchor": a, "positive": p} for a, p in load_training_data(scifact, split="train").rows]
     # Three steps suffice: anything not better than the fine-tune in production must be rejected.
-    bad = train(store, unique_name, shuffled_pairs(pairs, tmp_path / "shuffled.jsonl"), max_steps=3,
-                batch_size=32, learning_rate=2e-4)
+    bad = train(
+        store,
+        unique_name,
+        shuffled_pairs(pairs, tmp_path / "shuffled.jsonl"),
+        max_steps=3,
+        batch_size=32,
+        learning_rate=2e-4,
+    )
     code, payload, err = cli("promote", unique_name, "--version", bad, "--golden", str(golden))
     assert code == 3 and payload["decision"]["verdict"] == "reject"
     assert alias_version(unique_name, "production") == good
@@ -119,10 +124,26 @@ def test_scifact_gate_with_report_screenshot(store, tmp_path: Path, unique_name:
     if browser is None:
         pytest.skip("no Chromium on this machine (.ci/run installs it)")
     shot = tmp_path / "gate-report.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'chrome'}", "--hide-scrollbars", "--window-size=1100,2200",
-                    f"--screenshot={shot}", report.as_uri()], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chrome'}",
+            "--hide-scrollbars",
+            "--window-size=1100,2200",
+            f"--screenshot={shot}",
+            report.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     from PIL import Image
 
     image = Image.open(shot).convert("RGB")

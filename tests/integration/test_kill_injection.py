@@ -16,9 +16,9 @@ pytestmark = [pytest.mark.slow]
 ROUNDS, MAX_ROUNDS = 3, 8
 
 
-def test_killed_jobs_never_leave_an_unrecorded_or_broken_alias(tiny_model: Path, pairs_file: Path, tmp_path: Path,
-                                                              unique_name: str, monkeypatch: pytest.MonkeyPatch
-                                                              ) -> None:
+def test_killed_jobs_never_leave_an_unrecorded_or_broken_alias(
+    tiny_model: Path, pairs_file: Path, tmp_path: Path, unique_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from embedops.core.settings import configure
 
     monkeypatch.setenv("EMBEDOPS_HOME", str(tmp_path / "home"))
@@ -29,8 +29,17 @@ def test_killed_jobs_never_leave_an_unrecorded_or_broken_alias(tiny_model: Path,
     rng = random.Random(int(os.environ.get("EMBEDOPS_KILL_SEED", "7")))
     rounds = []
     while len(rounds) < ROUNDS or (not any(r.killed for r in rounds) and len(rounds) < MAX_ROUNDS):
-        rounds.append(one_round(rng, name=unique_name, env=env, ledger_url=settings.ledger_url,
-                                tiny_model=tiny_model, pairs=pairs_file, durations=durations))
+        rounds.append(
+            one_round(
+                rng,
+                name=unique_name,
+                env=env,
+                ledger_url=settings.ledger_url,
+                tiny_model=tiny_model,
+                pairs=pairs_file,
+                durations=durations,
+            )
+        )
     assert any(r.killed for r in rounds), [(r.job, r.delay_s, r.exit_code) for r in rounds]
     assert [(r.job, r.violations, r.doctor_findings) for r in rounds] == [(r.job, [], []) for r in rounds]
     monkeypatch.undo()

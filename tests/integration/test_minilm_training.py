@@ -16,8 +16,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
 def test_minilm_fine_tune_registers_a_version_that_loads_as_both_flavors(store, unique_name: str) -> None:
-    cfg = load_config(REPO / "examples" / "configs" / "train.yaml", max_steps=3, model_name=unique_name,
-                      experiment="integration")
+    cfg = load_config(
+        REPO / "examples" / "configs" / "train.yaml", max_steps=3, model_name=unique_name, experiment="integration"
+    )
     result = run_training(cfg, artifact_root=store.artifact_root, progress=False, notify=lambda _: None)
     assert result.version == "1" and 0.5 < result.metrics["ndcg_at_10"] <= 1.0
 

@@ -24,8 +24,11 @@ NAME = "mlproject-model"
 
 def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Path) -> None:
     home = tmp_path / "home"
-    env = os.environ | {"EMBEDOPS_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-                        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = os.environ | {
+        "EMBEDOPS_HOME": str(home),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
 
     def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
         out = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -40,14 +43,17 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
     # asks for "no worse" (min_delta 0, no test) passes deterministically. Gate quality is tested elsewhere.
     (tmp_path / "train.yaml").write_text(
         f"data: {HELPCENTER / 'train_pairs.jsonl'}\nbase_model: {tiny_model}\nmax_steps: 2\nbatch_size: 8\n"
-        f"learning_rate: 1.0e-12\ngolden: {HELPCENTER}\nmodel_name: {NAME}\n")
+        f"learning_rate: 1.0e-12\ngolden: {HELPCENTER}\nmodel_name: {NAME}\n"
+    )
     (tmp_path / "policy.yaml").write_text("min_delta: 0.0\nalpha: null\nguards: {}\nmax_latency_increase: null\n")
-    (tmp_path / "drift.yaml").write_text("current_size: 200\nreference_size: 200\nreport: never\n"
-                                         "trigger: {min_window: 100}\n")
+    (tmp_path / "drift.yaml").write_text(
+        "current_size: 200\nreference_size: 200\nreport: never\ntrigger: {min_window: 100}\n"
+    )
     (tmp_path / "retrain.yaml").write_text(
         f"model_name: {NAME}\ntrain: {{data: {HELPCENTER / 'train_pairs.jsonl'}, max_steps: 2, batch_size: 8, "
         "learning_rate: 1.0e-12}\n"
-        f"golden: {HELPCENTER}\npolicy: policy.yaml\n")
+        f"golden: {HELPCENTER}\npolicy: policy.yaml\n"
+    )
 
     # v1 is the tiny model as it is, put in production by hand; v2 comes from the train entry point.
     run("-m", "embedops", "register", str(tiny_model), "--name", NAME, "--golden", str(HELPCENTER))
@@ -56,24 +62,32 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
     mlflow_run("evaluate", model=f"models:/{NAME}@production", golden=str(HELPCENTER))
     mlflow_run("promote", name=NAME, version="2", policy=str(tmp_path / "policy.yaml"), golden=str(HELPCENTER))
     mlflow_run("rollback", name=NAME, reason="entry point test")
-    mlflow_run("drift", name=NAME, config=str(tmp_path / "drift.yaml"),
-               current=str(EXAMPLES / "traffic" / "live"), start="2026-11-16T00:00:00Z")
+    mlflow_run(
+        "drift",
+        name=NAME,
+        config=str(tmp_path / "drift.yaml"),
+        current=str(EXAMPLES / "traffic" / "live"),
+        start="2026-11-16T00:00:00Z",
+    )
     mlflow_run("retrain", config=str(tmp_path / "retrain.yaml"))
     mlflow_run("promote", name=NAME, policy=str(tmp_path / "policy.yaml"), golden=str(HELPCENTER))  # candidate
     (tmp_path / "tune.yaml").write_text(
         f"train: {{data: {HELPCENTER / 'tune_pairs.jsonl'}, golden: {HELPCENTER}, golden_split: dev, "
-        f"base_model: {tiny_model}, max_steps: 2, batch_size: 8, model_name: {NAME}}}\n")
+        f"base_model: {tiny_model}, max_steps: 2, batch_size: 8, model_name: {NAME}}}\n"
+    )
     mlflow_run("tune", config=str(tmp_path / "tune.yaml"), n_trials="2")  # registers v4 as the candidate
 
     client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                              filter_string="tags.`mlflow.project.entryPoint` != ''")
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], filter_string="tags.`mlflow.project.entryPoint` != ''"
+    )
     by_entry = sorted((r.data.tags["mlflow.project.entryPoint"], r.info.status) for r in runs)
-    assert by_entry == sorted([(e, "FINISHED") for e in
-                               ("train", "evaluate", "promote", "rollback", "drift", "retrain", "promote",
-                                "tune")])
+    assert by_entry == sorted(
+        [(e, "FINISHED") for e in ("train", "evaluate", "promote", "rollback", "drift", "retrain", "promote", "tune")]
+    )
     assert not list((REPO / "mlruns").glob("0/*")) or all(
-        r.info.artifact_uri.startswith(home.as_uri()) for r in runs)  # nothing written outside the home
+        r.info.artifact_uri.startswith(home.as_uri()) for r in runs
+    )  # nothing written outside the home
 
     versions = {str(v.version) for v in client.search_model_versions(f"name='{NAME}'")}
     assert sorted(versions) == ["1", "2", "3", "4"]
@@ -83,12 +97,19 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
     drifted = next(r for r in runs if r.data.tags["mlflow.project.entryPoint"] == "drift")
     assert "drift_auc" in drifted.data.metrics and drifted.data.tags["embedops.job"] == "drift"
 
-    moves = [(m.action, m.from_version, m.to_version, m.outcome)
-             for m in Ledger(f"sqlite:///{home / 'ledger.db'}").history(NAME)]
-    assert moves == [("promote", None, "1", "success"), ("promote", "1", "2", "success"),
-                     ("rollback", "2", "1", "success"), ("candidate", None, "3", "success"),
-                     ("retrain", "1", "3", "success"), ("promote", "1", "3", "success"),
-                     ("promote", "3", None, "success"),  # the promoted candidate is no longer the candidate
-                     ("candidate", None, "4", "success")]
+    moves = [
+        (m.action, m.from_version, m.to_version, m.outcome)
+        for m in Ledger(f"sqlite:///{home / 'ledger.db'}").history(NAME)
+    ]
+    assert moves == [
+        ("promote", None, "1", "success"),
+        ("promote", "1", "2", "success"),
+        ("rollback", "2", "1", "success"),
+        ("candidate", None, "3", "success"),
+        ("retrain", "1", "3", "success"),
+        ("promote", "1", "3", "success"),
+        ("promote", "3", None, "success"),  # the promoted candidate is no longer the candidate
+        ("candidate", None, "4", "success"),
+    ]
     tuned = next(r for r in runs if r.data.tags["mlflow.project.entryPoint"] == "tune")
     assert tuned.data.tags["embedops.job"] == "tune" and "best_ndcg_at_10" in tuned.data.metrics

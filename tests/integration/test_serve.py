@@ -25,8 +25,9 @@ TEXTS = ["how do I pause a recurring invoice?", "Payrail transfers are on hold",
 
 
 def post(url: str, payload: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
 
@@ -37,13 +38,20 @@ def test_serve_answers_with_the_production_versions_vectors(stack, tiny_model: P
     assert runner.invoke(app, ["promote", unique_name, "--version", "1", "--initial"]).exit_code == 0
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "embedops", "serve", unique_name, "--port", str(port), "--json"],
-                              cwd=REPO, env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "embedops", "serve", unique_name, "--port", str(port), "--json"],
+        cwd=REPO,
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         announced = json.loads(server.stdout.readline())
         assert (announced["version"], announced["alias"]) == ("1", "production")
-        wait_until_answers(f"http://127.0.0.1:{port}/ping", server, what="the scoring server",
-                           log=lambda: server.stderr.read())
+        wait_until_answers(
+            f"http://127.0.0.1:{port}/ping", server, what="the scoring server", log=lambda: server.stderr.read()
+        )
         served = np.asarray(post(f"http://127.0.0.1:{port}/invocations", {"inputs": TEXTS})["predictions"])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/model", timeout=30) as response:
             which = json.loads(response.read())

@@ -18,14 +18,42 @@ pytestmark = [pytest.mark.slow]
 
 def test_two_ranks_train_and_only_rank_zero_logs_and_registers(tmp_path: Path, tiny_model: Path) -> None:
     home = tmp_path / "home"  # a fresh home: both ranks start on a store that does not exist yet
-    env = os.environ | {"EMBEDOPS_HOME": str(home), "OMP_NUM_THREADS": "1",
-                        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = os.environ | {
+        "EMBEDOPS_HOME": str(home),
+        "OMP_NUM_THREADS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     out = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "embedops", "train",
-         "--data", str(HELPCENTER / "train_pairs.jsonl"), "--base-model", str(tiny_model), "--max-steps", "4",
-         "--batch-size", "8", "--golden", str(HELPCENTER), "--name", "ddp-model", "--json"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "embedops",
+            "train",
+            "--data",
+            str(HELPCENTER / "train_pairs.jsonl"),
+            "--base-model",
+            str(tiny_model),
+            "--max-steps",
+            "4",
+            "--batch-size",
+            "8",
+            "--golden",
+            str(HELPCENTER),
+            "--name",
+            "ddp-model",
+            "--json",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     (line,) = out.stdout.strip().splitlines()  # rank 1 trains but reports nothing
     result = json.loads(line)

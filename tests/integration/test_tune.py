@@ -21,19 +21,39 @@ from training.tune_config import load_tune_config
 pytestmark = [pytest.mark.slow]
 
 
-def test_a_study_nests_its_trials_prunes_and_registers_the_best(stack, tiny_model: Path, pairs_file: Path,
-                                                                  unique_name: str) -> None:
+def test_a_study_nests_its_trials_prunes_and_registers_the_best(
+    stack, tiny_model: Path, pairs_file: Path, unique_name: str
+) -> None:
     # A grid of four: two-epoch trials report after epoch one and the threshold prunes them
     # (a random tiny model never reaches nDCG 1.0); one-epoch trials have nothing to report early.
-    cfg = load_tune_config(None, {"data": str(pairs_file), "golden": str(HELPCENTER), "golden_split": "dev",
-                                  "base_model": str(tiny_model), "batch_size": 8, "model_name": unique_name},
-                           search_space={"epochs": {"type": "categorical", "choices": [1, 2]},
-                                         "learning_rate": {"type": "categorical", "choices": [1e-5, 1e-3]}},
-                           sampler={"type": "grid"}, pruner={"type": "threshold", "lower": 1.0}, n_trials=4,
-                           study=unique_name)
+    cfg = load_tune_config(
+        None,
+        {
+            "data": str(pairs_file),
+            "golden": str(HELPCENTER),
+            "golden_split": "dev",
+            "base_model": str(tiny_model),
+            "batch_size": 8,
+            "model_name": unique_name,
+        },
+        search_space={
+            "epochs": {"type": "categorical", "choices": [1, 2]},
+            "learning_rate": {"type": "categorical", "choices": [1e-5, 1e-3]},
+        },
+        sampler={"type": "grid"},
+        pruner={"type": "threshold", "lower": 1.0},
+        n_trials=4,
+        study=unique_name,
+    )
     ledger = Ledger(stack.ledger_url)
-    result = run_study(cfg, storage_url=stack.optuna_url, artifact_root=stack.settings.artifact_root,
-                       register=True, ledger=ledger, notify=lambda _: None)
+    result = run_study(
+        cfg,
+        storage_url=stack.optuna_url,
+        artifact_root=stack.settings.artifact_root,
+        register=True,
+        ledger=ledger,
+        notify=lambda _: None,
+    )
 
     assert result["trials"]["complete"] == 2 and result["trials"]["pruned"] == 2
     study = optuna.load_study(study_name=unique_name, storage=stack.optuna_url)
@@ -42,8 +62,9 @@ def test_a_study_nests_its_trials_prunes_and_registers_the_best(stack, tiny_mode
 
     client = MlflowClient()
     parent = client.get_run(result["parent_run_id"])
-    children = client.search_runs([parent.info.experiment_id],
-                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
     assert len(children) == 4 and parent.info.status == "FINISHED"
     by_state = sorted((c.data.tags["optuna.trial_state"], c.info.status) for c in children)
     assert by_state == [("COMPLETE", "FINISHED")] * 2 + [("PRUNED", "KILLED")] * 2
@@ -65,19 +86,43 @@ def test_a_study_nests_its_trials_prunes_and_registers_the_best(stack, tiny_mode
     assert (move.action, move.to_version, move.outcome) == ("candidate", "1", "success")
 
 
-def test_two_workers_share_one_study_without_repeating_a_trial(stack, tiny_model: Path, pairs_file: Path,
-                                                               tmp_path: Path, unique_name: str) -> None:
+def test_two_workers_share_one_study_without_repeating_a_trial(
+    stack, tiny_model: Path, pairs_file: Path, tmp_path: Path, unique_name: str
+) -> None:
     storage = stack.optuna_url
     config = tmp_path / "tune.yaml"
-    config.write_text(json.dumps({
-        "train": {"data": str(pairs_file), "golden": str(HELPCENTER), "golden_split": "dev",
-                  "base_model": str(tiny_model), "batch_size": 8, "max_steps": 2, "model_name": unique_name},
-        "search_space": {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True}},
-        "sampler": {"type": "random"}, "study": unique_name, "storage": storage, "n_trials": 3}))
+    config.write_text(
+        json.dumps(
+            {
+                "train": {
+                    "data": str(pairs_file),
+                    "golden": str(HELPCENTER),
+                    "golden_split": "dev",
+                    "base_model": str(tiny_model),
+                    "batch_size": 8,
+                    "max_steps": 2,
+                    "model_name": unique_name,
+                },
+                "search_space": {"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True}},
+                "sampler": {"type": "random"},
+                "study": unique_name,
+                "storage": storage,
+                "n_trials": 3,
+            }
+        )
+    )
     env = stack.env
-    workers = [subprocess.Popen([sys.executable, "-m", "embedops", "tune", "--config", str(config), "--json"],
-                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for _ in range(2)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "embedops", "tune", "--config", str(config), "--json"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [w.communicate(timeout=600) for w in workers]
     assert all(w.returncode == 0 for w in workers), [err[-2000:] for _, err in outputs]
 
@@ -87,7 +132,8 @@ def test_two_workers_share_one_study_without_repeating_a_trial(stack, tiny_model
     # One parent run for the study, though both workers started it at the same moment.
     parents = MlflowClient().search_runs(
         [e.experiment_id for e in MlflowClient().search_experiments()],
-        filter_string=f"tags.`optuna.study` = '{unique_name}' and tags.`embedops.job` = 'tune'")
+        filter_string=f"tags.`optuna.study` = '{unique_name}' and tags.`embedops.job` = 'tune'",
+    )
     assert len(parents) == 1
     # Both workers end by registering the study's best: it becomes one version, not two.
     versions = {json.loads(out)["version"] for out, _ in outputs}
@@ -95,8 +141,13 @@ def test_two_workers_share_one_study_without_repeating_a_trial(stack, tiny_model
 
     # Resuming the study adds trials after the finished ones and repeats none.
     config.write_text(config.read_text().replace('"n_trials": 3', '"n_trials": 1'))
-    again = subprocess.run([sys.executable, "-m", "embedops", "tune", "--config", str(config), "--json"], cwd=REPO,
-                           env=env, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(
+        [sys.executable, "-m", "embedops", "tune", "--config", str(config), "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert again.returncode == 0, again.stderr[-2000:]
-    assert sorted(t.number for t in optuna.load_study(study_name=unique_name, storage=storage).trials) == list(
-        range(7))
+    assert sorted(t.number for t in optuna.load_study(study_name=unique_name, storage=storage).trials) == list(range(7))

@@ -25,14 +25,42 @@ def test_help_lists_the_commands_and_train_flags() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "train" in result.stdout and "demo" in result.stdout
     train_help = runner.invoke(app, ["train", "--help"]).stdout
-    for flag in ("--config", "--data", "--data-split", "--golden", "--golden-split", "--loss", "--epochs",
-                 "--max-steps", "--batch-size", "--learning-rate", "--base-model", "--name", "--json"):
+    for flag in (
+        "--config",
+        "--data",
+        "--data-split",
+        "--golden",
+        "--golden-split",
+        "--loss",
+        "--epochs",
+        "--max-steps",
+        "--batch-size",
+        "--learning-rate",
+        "--base-model",
+        "--name",
+        "--json",
+    ):
         assert flag in train_help, flag
 
 
 def test_train_json_prints_one_json_object(store, tiny_model: Path, pairs_file: Path, unique_name: str) -> None:
-    result = runner.invoke(app, ["train", "--data", str(pairs_file), "--base-model", str(tiny_model),
-                                 "--name", unique_name, "--batch-size", "8", "--max-steps", "2", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(pairs_file),
+            "--base-model",
+            str(tiny_model),
+            "--name",
+            unique_name,
+            "--batch-size",
+            "8",
+            "--max-steps",
+            "2",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)  # the trainer's own log lines went to stderr
     assert payload["model_name"] == unique_name and payload["version"] == "1"
@@ -41,25 +69,55 @@ def test_train_json_prints_one_json_object(store, tiny_model: Path, pairs_file: 
 
 
 def test_train_summary_says_where_to_look(store, tiny_model: Path, pairs_file: Path, unique_name: str) -> None:
-    result = runner.invoke(app, ["train", "--data", str(pairs_file), "--base-model", str(tiny_model),
-                                 "--name", unique_name, "--batch-size", "8", "--max-steps", "1"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(pairs_file),
+            "--base-model",
+            str(tiny_model),
+            "--name",
+            unique_name,
+            "--batch-size",
+            "8",
+            "--max-steps",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     assert f"models:/{unique_name}/1" in result.stdout and "mlflow ui --backend-store-uri" in result.stdout
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--learning-rate", "-1"], "learning_rate: Input should be greater than 0"),
-    (["--epochs", "0"], "epochs: Input should be greater than 0"),
-    (["--name", "../escape"], "model name '../escape' may use only"),
-    (["--name", "a/b"], "model name 'a/b' may use only"),
-    (["--batch-size", "64"], "fewer than one batch of 64"),
-    (["--base-model", "/nonexistent/model"], "model folder not found"),
-    (["--loss", "triplet"], "needs a 'negative' column"),
-])
-def test_bad_input_is_one_line_exit_1_and_registers_nothing(store, tiny_model: Path, pairs_file: Path,
-                                                            unique_name: str, extra: list, message: str) -> None:
-    args = ["train", "--data", str(pairs_file), "--base-model", str(tiny_model), "--name", unique_name,
-            "--batch-size", "8", "--max-steps", "1", *extra]
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--learning-rate", "-1"], "learning_rate: Input should be greater than 0"),
+        (["--epochs", "0"], "epochs: Input should be greater than 0"),
+        (["--name", "../escape"], "model name '../escape' may use only"),
+        (["--name", "a/b"], "model name 'a/b' may use only"),
+        (["--batch-size", "64"], "fewer than one batch of 64"),
+        (["--base-model", "/nonexistent/model"], "model folder not found"),
+        (["--loss", "triplet"], "needs a 'negative' column"),
+    ],
+)
+def test_bad_input_is_one_line_exit_1_and_registers_nothing(
+    store, tiny_model: Path, pairs_file: Path, unique_name: str, extra: list, message: str
+) -> None:
+    args = [
+        "train",
+        "--data",
+        str(pairs_file),
+        "--base-model",
+        str(tiny_model),
+        "--name",
+        unique_name,
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "1",
+        *extra,
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and message in result.stderr
@@ -86,10 +144,15 @@ def test_debug_shows_the_traceback(store, tmp_path: Path) -> None:
 
 def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     """The real entry point, no test harness: exit status and stderr as a scheduler sees them."""
-    env = {"EMBEDOPS_HOME": str(tmp_path / "home"), "PATH": str(Path(sys.executable).parent),
-           "HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-m", "embedops", "train", "--data", str(tmp_path / "nope.jsonl")],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    env = {"EMBEDOPS_HOME": str(tmp_path / "home"), "PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "embedops", "train", "--data", str(tmp_path / "nope.jsonl")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1].startswith("error: file ") and out.stdout == ""
 
@@ -121,12 +184,15 @@ def test_a_new_embedded_store_uses_write_ahead_logging(tmp_path, monkeypatch) ->
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-@pytest.mark.parametrize(("argv", "typo"), [
-    (["evaluate", "--model", "m", "--golden", "g", "--precision", "bf61"], "bf61"),
-    (["train", "--precision", "fp23"], "fp23"),
-    (["train", "--loss", "contrastiv"], "contrastiv"),
-    (["tune", "--loss", "triplets"], "triplets"),
-])
+@pytest.mark.parametrize(
+    ("argv", "typo"),
+    [
+        (["evaluate", "--model", "m", "--golden", "g", "--precision", "bf61"], "bf61"),
+        (["train", "--precision", "fp23"], "fp23"),
+        (["train", "--loss", "contrastiv"], "contrastiv"),
+        (["tune", "--loss", "triplets"], "triplets"),
+    ],
+)
 def test_a_typo_in_a_choice_is_a_usage_error_naming_the_choices(argv: list[str], typo: str) -> None:
     result = runner.invoke(app, argv)
     assert result.exit_code == 2, result.output  # refused by the parser: nothing loaded, nothing logged

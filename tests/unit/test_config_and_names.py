@@ -36,18 +36,21 @@ def test_config_is_frozen() -> None:
         cfg.epochs = 2  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("yaml_text, message", [
-    ("data: x.jsonl\nlearning_rate: -0.001\n", "learning_rate: Input should be greater than 0"),
-    ("data: x.jsonl\nepochs: 0\n", "epochs: Input should be greater than 0"),
-    ("data: x.jsonl\nepochz: 2\n", "epochz: unknown setting"),
-    ("data: x.jsonl\nloss: hinge\n", "loss: Input should be 'contrastive'"),
-    ("epochs: 1\n", "data: Field required"),
-    ("- data\n- x\n", "expected a mapping"),
-    ("data: [unclosed\n", "not valid YAML"),
-    ("data: x.jsonl\nmodel_name: ../escape\n", "model name '../escape' may use only"),
-    ("data: x.jsonl\nmodel_name: a/b\n", "model name 'a/b' may use only"),
-    ("data: x.jsonl\nmodel_name: \"a\\0b\"\n", "model name 'a\\\\x00b' may use only"),
-])
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("data: x.jsonl\nlearning_rate: -0.001\n", "learning_rate: Input should be greater than 0"),
+        ("data: x.jsonl\nepochs: 0\n", "epochs: Input should be greater than 0"),
+        ("data: x.jsonl\nepochz: 2\n", "epochz: unknown setting"),
+        ("data: x.jsonl\nloss: hinge\n", "loss: Input should be 'contrastive'"),
+        ("epochs: 1\n", "data: Field required"),
+        ("- data\n- x\n", "expected a mapping"),
+        ("data: [unclosed\n", "not valid YAML"),
+        ("data: x.jsonl\nmodel_name: ../escape\n", "model name '../escape' may use only"),
+        ("data: x.jsonl\nmodel_name: a/b\n", "model name 'a/b' may use only"),
+        ('data: x.jsonl\nmodel_name: "a\\0b"\n', "model name 'a\\\\x00b' may use only"),
+    ],
+)
 def test_bad_configs_are_config_errors(tmp_path: Path, yaml_text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path / "t.yaml", yaml_text))
@@ -69,12 +72,13 @@ def test_good_names_pass(name: str) -> None:
     assert validate_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "../x", "a/b", "a\\b", "a\0b", "a..b", ".hidden", "-x", "tab\tname",
-                                  "new\nline", "x" * 65, "spa ce", "ünï"])
+@pytest.mark.parametrize(
+    "name",
+    ["", "../x", "a/b", "a\\b", "a\0b", "a..b", ".hidden", "-x", "tab\tname", "new\nline", "x" * 65, "spa ce", "ünï"],
+)
 def test_hostile_names_are_refused(name: str) -> None:
     with pytest.raises(InvalidNameError):
         validate_name(name)
-
 
 
 @pytest.mark.parametrize("seed", [-1, 2**32])
@@ -111,8 +115,11 @@ def test_an_unwritable_home_is_a_config_error(tmp_path: Path, monkeypatch: pytes
     blocker.write_text("not a folder")
     # A home under a regular file fails for every user, root included (NotADirectoryError).
     monkeypatch.setenv("EMBEDOPS_HOME", str(blocker / "home"))
-    with pytest.raises(ConfigError, match=rf"EMBEDOPS_HOME {blocker / 'home'} is not a writable folder "
-                                          r"\(Not a directory\): point EMBEDOPS_HOME at a folder you can write to"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"EMBEDOPS_HOME {blocker / 'home'} is not a writable folder "
+        r"\(Not a directory\): point EMBEDOPS_HOME at a folder you can write to",
+    ):
         configure()
     readonly = tmp_path / "readonly"
     readonly.mkdir(mode=0o500)
@@ -125,8 +132,11 @@ def test_an_unwritable_home_is_a_config_error(tmp_path: Path, monkeypatch: pytes
 
         monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
     try:
-        with pytest.raises(ConfigError, match=rf"EMBEDOPS_HOME {readonly} is not a writable folder \(Permission "
-                                              "denied\\): point EMBEDOPS_HOME at a folder you can write to"):
+        with pytest.raises(
+            ConfigError,
+            match=rf"EMBEDOPS_HOME {readonly} is not a writable folder \(Permission "
+            "denied\\): point EMBEDOPS_HOME at a folder you can write to",
+        ):
             configure()
     finally:
         readonly.chmod(0o700)  # so pytest can clean up

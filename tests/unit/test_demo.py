@@ -16,10 +16,12 @@ def test_each_outcome_is_compared_and_an_error_stops_the_rest() -> None:
     def fail() -> Step:
         raise GoldenSetError("golden set vanished")
 
-    plan = [("one", "production v1", lambda: Step("", "", actual="production v1")),
-            ("two", "gate pass", lambda: Step("", "", actual="gate reject")),
-            ("three", "no drift", fail),
-            ("four", "production v2", lambda: Step("", "", actual="production v2"))]
+    plan = [
+        ("one", "production v1", lambda: Step("", "", actual="production v1")),
+        ("two", "gate pass", lambda: Step("", "", actual="gate reject")),
+        ("three", "no drift", fail),
+        ("four", "production v2", lambda: Step("", "", actual="production v2")),
+    ]
     said: list[str] = []
     steps = run_steps(plan, said.append)
     assert [(s.title, s.ok) for s in steps] == [("one", True), ("two", False), ("three", False), ("four", False)]

@@ -32,13 +32,16 @@ def test_windows_filter_by_time_and_sample_reproducibly(tmp_path: Path) -> None:
     assert read_window(path, size=10, seed=4).digest != a.digest
 
 
-@pytest.mark.parametrize("content, message", [
-    ("", "no usable texts"),
-    ('{"text": ""}\n{"text": "   "}\n', r"no usable texts \(2 empty\)"),
-    ('{"text": "a", "ts": "yesterday"}\n', "is not an ISO-8601 time"),
-    ('{"query": "a"}\n', "expected an object with a 'text' field"),
-    ('{"text": 5}\n', "expected text, got int"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "no usable texts"),
+        ('{"text": ""}\n{"text": "   "}\n', r"no usable texts \(2 empty\)"),
+        ('{"text": "a", "ts": "yesterday"}\n', "is not an ISO-8601 time"),
+        ('{"query": "a"}\n', "expected an object with a 'text' field"),
+        ('{"text": 5}\n', "expected text, got int"),
+    ],
+)
 def test_bad_windows_are_data_errors(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "t.jsonl"
     path.write_text(content)
@@ -85,8 +88,11 @@ def test_a_line_without_ts_is_an_error_when_a_time_range_is_given(tmp_path: Path
 
     rows = [{"text": f"question {i}", "ts": "2026-11-05T10:00:00Z"} for i in range(12)]
     path = traffic(tmp_path / "t.jsonl", [*rows[:5], {"text": "no time"}, *rows[5:]])
-    with pytest.raises(DataError, match=r"row 6, field 'ts': no 'ts' but a time range \(--start/--end\) was given: "
-                                        "add an ISO-8601 'ts' to every line, or choose the window by file") as info:
+    with pytest.raises(
+        DataError,
+        match=r"row 6, field 'ts': no 'ts' but a time range \(--start/--end\) was given: "
+        "add an ISO-8601 'ts' to every line, or choose the window by file",
+    ) as info:
         read_window(path, start=dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
     assert str(path) in str(info.value)
     assert read_window(path).total == 13  # chosen by file, a line without ts counts
@@ -102,8 +108,10 @@ def test_windows_too_small_to_score_are_refused_before_embedding(tmp_path: Path)
     from monitoring.windows import MIN_WINDOW_TEXTS
 
     path = traffic(tmp_path / "t.jsonl", [{"text": "the only question"}])
-    with pytest.raises(DataError, match=f"the window has 1 texts, fewer than the {MIN_WINDOW_TEXTS} a drift score "
-                                        "needs: widen the time range"):
+    with pytest.raises(
+        DataError,
+        match=f"the window has 1 texts, fewer than the {MIN_WINDOW_TEXTS} a drift score needs: widen the time range",
+    ):
         read_window(path)
     ten = traffic(tmp_path / "ten.jsonl", [{"text": f"question {i}"} for i in range(MIN_WINDOW_TEXTS)])
     assert len(read_window(ten).texts) == MIN_WINDOW_TEXTS
@@ -120,8 +128,11 @@ def test_drift_scores_refuse_a_one_text_window_and_never_return_nan(monkeypatch:
     with pytest.raises(DataError, match="current window has 1 texts, fewer than the 10 a drift score needs"):
         drift_scores(reference, rng.normal(size=(1, 8)))
     monkeypatch.setattr(detect, "classifier_auc", lambda reference, current: float("nan"))
-    with pytest.raises(DataError, match=r"drift score is undefined \(AUC nan\) for windows of 50 reference and 20 "
-                                        "current texts"):
+    with pytest.raises(
+        DataError,
+        match=r"drift score is undefined \(AUC nan\) for windows of 50 reference and 20 "
+        "current texts",
+    ):
         drift_scores(reference, rng.normal(size=(20, 8)))
 
 

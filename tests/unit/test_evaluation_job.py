@@ -30,9 +30,12 @@ def test_cache_round_trip_and_key_isolation(tmp_path: Path) -> None:
     assert cache.load(KEY, 5) is None
     cache.save(KEY, vectors)
     assert np.array_equal(cache.load(KEY, 5), vectors)
-    for other in (CacheKey("x" * 64, KEY.golden_digest, 128, "fp32"), CacheKey(KEY.model_digest, "y" * 64, 128, "fp32"),
-                  CacheKey(KEY.model_digest, KEY.golden_digest, 256, "fp32"),
-                  CacheKey(KEY.model_digest, KEY.golden_digest, 128, "bf16")):
+    for other in (
+        CacheKey("x" * 64, KEY.golden_digest, 128, "fp32"),
+        CacheKey(KEY.model_digest, "y" * 64, 128, "fp32"),
+        CacheKey(KEY.model_digest, KEY.golden_digest, 256, "fp32"),
+        CacheKey(KEY.model_digest, KEY.golden_digest, 128, "bf16"),
+    ):
         assert cache.load(other, 5) is None
     assert cache.load(KEY, 6) is None  # a corpus of another size can never reuse it
 
@@ -78,7 +81,11 @@ def test_latency_profile_orders_its_percentiles() -> None:
     profile = latency_profile(KeywordEncoder(["a"]), ["a b", "c"], calls=50, throughput_texts=64)
     assert 0 < profile.p50_ms <= profile.p95_ms <= profile.p99_ms and profile.calls == 50
     assert profile.throughput_texts_per_s > 0 and set(profile.metrics()) == {
-        "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "throughput_texts_per_s"}
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "latency_p99_ms",
+        "throughput_texts_per_s",
+    }
 
 
 def test_an_unresolvable_model_uri_is_a_model_error(store) -> None:
@@ -88,8 +95,9 @@ def test_an_unresolvable_model_uri_is_a_model_error(store) -> None:
 
 def test_evaluate_cli_logs_a_run_with_the_per_query_table(store, tiny_model: Path) -> None:
     shutil.rmtree(store.cache_dir, ignore_errors=True)  # other tests share the store: start cold
-    result = runner.invoke(app, ["evaluate", "--model", str(tiny_model), "--golden", str(HELPCENTER),
-                                 "--latency-calls", "10", "--json"])
+    result = runner.invoke(
+        app, ["evaluate", "--model", str(tiny_model), "--golden", str(HELPCENTER), "--latency-calls", "10", "--json"]
+    )
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["n_queries"] == 105 and payload["split"] == "test" and payload["cache_hit"] is False
@@ -102,15 +110,20 @@ def test_evaluate_cli_logs_a_run_with_the_per_query_table(store, tiny_model: Pat
     table = pd.read_parquet(client.download_artifacts(payload["run_id"], "evaluation/per_query.parquet"))
     assert len(table) == 105 and table["ndcg_at_10"].mean() == pytest.approx(payload["metrics"]["ndcg_at_10"])
 
-    again = json.loads(runner.invoke(app, ["evaluate", "--model", str(tiny_model), "--golden", str(HELPCENTER),
-                                           "--latency-calls", "0", "--json"]).stdout)
+    again = json.loads(
+        runner.invoke(
+            app, ["evaluate", "--model", str(tiny_model), "--golden", str(HELPCENTER), "--latency-calls", "0", "--json"]
+        ).stdout
+    )
     assert again["cache_hit"] is True and again["metrics"] == payload["metrics"]
 
 
 def test_evaluate_cli_table_and_errors(store, tiny_model: Path) -> None:
-    result = runner.invoke(app, ["evaluate", "--model", str(tiny_model), "--golden", str(HELPCENTER),
-                                 "--latency-calls", "0"])
+    result = runner.invoke(
+        app, ["evaluate", "--model", str(tiny_model), "--golden", str(HELPCENTER), "--latency-calls", "0"]
+    )
     assert result.exit_code == 0 and "ndcg_at_10" in result.stdout and "95% CI" in result.stdout
-    missing = runner.invoke(app, ["evaluate", "--model", str(tiny_model), "--golden", str(HELPCENTER),
-                                  "--split", "validation"])
+    missing = runner.invoke(
+        app, ["evaluate", "--model", str(tiny_model), "--golden", str(HELPCENTER), "--split", "validation"]
+    )
     assert missing.exit_code == 1 and "split file not found (available splits: dev, test, train)" in missing.stderr

@@ -15,13 +15,26 @@ from registry.gate.policy import GatePolicy, load_policy
 DIGEST = "d" * 64
 
 
-def evidence(version: str, per_query: np.ndarray, *, recall: float = 0.9, mrr: float = 0.7, p99: float = 10.0,
-             dim: int = 384, tokenizer: str = "t" * 64) -> Evidence:
+def evidence(
+    version: str,
+    per_query: np.ndarray,
+    *,
+    recall: float = 0.9,
+    mrr: float = 0.7,
+    p99: float = 10.0,
+    dim: int = 384,
+    tokenizer: str = "t" * 64,
+) -> Evidence:
     scores = {f"q{i}": float(v) for i, v in enumerate(per_query)}
-    return Evidence(version=version, golden_digest=DIGEST,
-                    metrics={"ndcg_at_10": float(np.mean(per_query)), "recall_at_10": recall, "mrr_at_10": mrr},
-                    per_query=scores, embedding_dim=dim, tokenizer_sha256=tokenizer,
-                    latency_ms={"p50": p99 / 2, "p95": p99 * 0.9, "p99": p99})
+    return Evidence(
+        version=version,
+        golden_digest=DIGEST,
+        metrics={"ndcg_at_10": float(np.mean(per_query)), "recall_at_10": recall, "mrr_at_10": mrr},
+        per_query=scores,
+        embedding_dim=dim,
+        tokenizer_sha256=tokenizer,
+        latency_ms={"p50": p99 / 2, "p95": p99 * 0.9, "p99": p99},
+    )
 
 
 rng = np.random.default_rng(0)
@@ -69,8 +82,10 @@ def test_a_guard_metric_drop_rejects_even_a_better_primary() -> None:
 def test_latency_growth_beyond_the_budget_rejects() -> None:
     assert failed(decide(POLICY, latency(BETTER, 12.6), PRODUCTION)) == {"latency_p99"}
     assert decide(POLICY, latency(BETTER, 12.4), PRODUCTION).verdict == "pass"
-    assert decide(GatePolicy(n_resamples=2000, max_latency_increase=None), latency(BETTER, 99.0),
-                  PRODUCTION).verdict == "pass"
+    assert (
+        decide(GatePolicy(n_resamples=2000, max_latency_increase=None), latency(BETTER, 99.0), PRODUCTION).verdict
+        == "pass"
+    )
 
 
 def calls(side: Evidence, samples: np.ndarray) -> Evidence:
@@ -118,9 +133,14 @@ def test_policy_file_overrides_and_refusals(tmp_path: Path) -> None:
     policy = load_policy(path)
     assert policy.min_delta == 0.01 and policy.guards == {"recall_at_10": 0.02} and policy.alpha == 0.05
     assert policy.golden == str((tmp_path.parent / "golden").resolve())
-    for text, message in [("min_delta: -1\n", "min_delta"), ("alpha: 1.5\n", "alpha"), ("colour: red\n", "colour"),
-                          ("primary_metric: bleu\n", "not a metric"), ("guards: {ndcg_at_10: 0.1}\n", "cannot also"),
-                          ("guards: {recall_at_10: 3}\n", r"within \[0, 1\]")]:
+    for text, message in [
+        ("min_delta: -1\n", "min_delta"),
+        ("alpha: 1.5\n", "alpha"),
+        ("colour: red\n", "colour"),
+        ("primary_metric: bleu\n", "not a metric"),
+        ("guards: {ndcg_at_10: 0.1}\n", "cannot also"),
+        ("guards: {recall_at_10: 3}\n", r"within \[0, 1\]"),
+    ]:
         path.write_text(text)
         with pytest.raises(ConfigError, match=message):
             load_policy(path)

@@ -16,21 +16,29 @@ from tests.conftest import HELPCENTER
 from tests.keyword_encoder import KeywordEncoder
 
 
-def make_beir(root: Path, corpus: list[dict], queries: list[dict], qrels: list[tuple[str, str, int]],
-              split: str = "test") -> Path:
+def make_beir(
+    root: Path, corpus: list[dict], queries: list[dict], qrels: list[tuple[str, str, int]], split: str = "test"
+) -> Path:
     (root / "qrels").mkdir(parents=True, exist_ok=True)
     (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus))
     (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
     (root / "qrels" / f"{split}.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in qrels))
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in qrels)
+    )
     return root
 
 
-CORPUS = [{"_id": "d1", "title": "apple", "text": "red fruit"},
-          {"_id": "d2", "title": "", "text": "banana yellow fruit"},
-          {"_id": "d3", "title": "cherry", "text": "small red"}]
-QUERIES = [{"_id": "q1", "text": "apple"}, {"_id": "q2", "text": "yellow banana"},
-           {"_id": "q3", "text": "red"}, {"_id": "q4", "text": "unjudged"}]
+CORPUS = [
+    {"_id": "d1", "title": "apple", "text": "red fruit"},
+    {"_id": "d2", "title": "", "text": "banana yellow fruit"},
+    {"_id": "d3", "title": "cherry", "text": "small red"},
+]
+QUERIES = [
+    {"_id": "q1", "text": "apple"},
+    {"_id": "q2", "text": "yellow banana"},
+    {"_id": "q3", "text": "red"},
+    {"_id": "q4", "text": "unjudged"},
+]
 QRELS = [("q1", "d1", 1), ("q2", "d2", 1), ("q3", "d3", 2), ("q3", "d1", 1)]
 
 
@@ -62,12 +70,15 @@ def test_unknown_ids_are_skipped_and_counted_or_rejected_when_strict(tmp_path: P
         load_golden_set(root, strict=True)
 
 
-@pytest.mark.parametrize("corpus, queries, message", [
-    ([*CORPUS, CORPUS[0]], QUERIES, "duplicate document id 'd1'"),
-    (CORPUS, [*QUERIES, QUERIES[1]], "duplicate query id 'q2'"),
-    (CORPUS, [{"_id": "q1", "text": "  "}, *QUERIES[1:]], "empty text"),
-    ([{"_id": "d1", "title": "x"}], QUERIES, "field 'text': missing"),
-])
+@pytest.mark.parametrize(
+    "corpus, queries, message",
+    [
+        ([*CORPUS, CORPUS[0]], QUERIES, "duplicate document id 'd1'"),
+        (CORPUS, [*QUERIES, QUERIES[1]], "duplicate query id 'q2'"),
+        (CORPUS, [{"_id": "q1", "text": "  "}, *QUERIES[1:]], "empty text"),
+        ([{"_id": "d1", "title": "x"}], QUERIES, "field 'text': missing"),
+    ],
+)
 def test_malformed_golden_sets_are_typed_errors(tmp_path: Path, corpus: list, queries: list, message: str) -> None:
     with pytest.raises(GoldenSetError, match=message):
         load_golden_set(make_beir(tmp_path / "b", corpus, queries, QRELS))
@@ -85,8 +96,15 @@ def test_non_utf8_corpus_names_the_row(tiny_beir: Path) -> None:
         load_golden_set(tiny_beir)
 
 
-@pytest.mark.parametrize("file, row, field", [("corpus.jsonl", 2, "title"), ("corpus.jsonl", 3, "text"),
-                                               ("corpus.jsonl", 1, "_id"), ("queries.jsonl", 2, "text")])
+@pytest.mark.parametrize(
+    "file, row, field",
+    [
+        ("corpus.jsonl", 2, "title"),
+        ("corpus.jsonl", 3, "text"),
+        ("corpus.jsonl", 1, "_id"),
+        ("queries.jsonl", 2, "text"),
+    ],
+)
 def test_lone_surrogates_name_the_file_row_and_field(tmp_path: Path, file: str, row: int, field: str) -> None:
     """JSON's "\\ud800" escape loads as a str that UTF-8 (and so a tokenizer and the digest) cannot encode."""
     corpus, queries = [dict(d) for d in CORPUS], [dict(q) for q in QUERIES]
@@ -130,8 +148,7 @@ def test_keyword_encoder_retrieval_gives_hand_computed_metrics(tiny_beir: Path) 
 
 
 def test_a_query_that_retrieves_the_wrong_document_first(tmp_path: Path) -> None:
-    root = make_beir(tmp_path / "b", CORPUS, [{"_id": "q1", "text": "red fruit apple"}],
-                     [("q1", "d3", 1)])
+    root = make_beir(tmp_path / "b", CORPUS, [{"_id": "q1", "text": "red fruit apple"}], [("q1", "d3", 1)])
     result = evaluate(KeywordEncoder(["apple", "red", "fruit", "cherry"]), load_golden_set(root), progress=False)
     # scores: d1 = 3 (apple, red, fruit), d3 = 1 (red), d2 = 1 (fruit); tie d3 > d2 by id -> d3 second
     assert result.per_query["q1"]["mrr_at_10"] == 0.5

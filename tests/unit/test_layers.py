@@ -62,8 +62,10 @@ def violations(root: Path) -> list[str]:
                 target = layer_of(module)
                 if target is None or target == own or target in ALLOWED[own]:
                     continue
-                found.append(f"{relative}:{line} imports {module} ({own} may import "
-                             f"{', '.join(sorted(ALLOWED[own])) or 'nothing of the project'})")
+                found.append(
+                    f"{relative}:{line} imports {module} ({own} may import "
+                    f"{', '.join(sorted(ALLOWED[own])) or 'nothing of the project'})"
+                )
     return found
 
 
@@ -78,7 +80,8 @@ def test_the_checker_fails_on_upward_and_sideways_imports(tmp_path: Path) -> Non
     (tmp_path / "embedops" / "core" / "settings.py").write_text("import os\nfrom embedops.core.errors import X\n")
     (tmp_path / "evaluation" / "metrics.py").write_text("from embedops.core.errors import X\n")
     (tmp_path / "registry" / "store.py").write_text(
-        "def f():\n    from embedops.settings import actor\n    from evaluation import metrics\n")
+        "def f():\n    from embedops.settings import actor\n    from evaluation import metrics\n"
+    )
     (tmp_path / "monitoring" / "job.py").write_text("import training.job\n")
     (tmp_path / "embedops" / "core" / "names.py").write_text("from evaluation.errors import X\n")
     (tmp_path / "evaluation" / "uses_core.py").write_text("from embedops import core\nfrom embedops import cli\n")

@@ -80,9 +80,17 @@ def test_agrees_with_trec_eval_on_random_graded_rankings_with_ties() -> None:
         qrels[f"q{q}"] = {d: rng.choice([0, 1, 1, 2, 3]) for d in rng.sample(docs, rng.randint(1, 12))}
     measures = {"recall.1,5,10,100", "P.1,5,10", "recip_rank", "ndcg_cut.10", "map_cut.100"}
     expected = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
-    names = {"recall_at_1": "recall_1", "recall_at_5": "recall_5", "recall_at_10": "recall_10",
-             "recall_at_100": "recall_100", "precision_at_1": "P_1", "precision_at_5": "P_5",
-             "precision_at_10": "P_10", "ndcg_at_10": "ndcg_cut_10", "map_at_100": "map_cut_100"}
+    names = {
+        "recall_at_1": "recall_1",
+        "recall_at_5": "recall_5",
+        "recall_at_10": "recall_10",
+        "recall_at_100": "recall_100",
+        "precision_at_1": "P_1",
+        "precision_at_5": "P_5",
+        "precision_at_10": "P_10",
+        "ndcg_at_10": "ndcg_cut_10",
+        "map_at_100": "map_cut_100",
+    }
     for q, scores in run.items():
         ranking = rank_by_score(scores)
         ours = query_metrics(ranking[:100], qrels[q])

@@ -66,8 +66,10 @@ def test_identical_models_share_a_tokenizer_hash(store, tiny_model: Path, unique
     for _ in range(2):
         assert cli("register", str(tiny_model), "--name", unique_name, "--golden", str(HELPCENTER))[0] == 0
     client = MlflowClient()
-    assert (client.get_model_version(unique_name, "1").tags["tokenizer_sha256"]
-            == client.get_model_version(unique_name, "2").tags["tokenizer_sha256"])
+    assert (
+        client.get_model_version(unique_name, "1").tags["tokenizer_sha256"]
+        == client.get_model_version(unique_name, "2").tags["tokenizer_sha256"]
+    )
 
 
 def test_a_used_tokenizer_hashes_like_a_fresh_one_unless_a_setting_changes(tmp_path: Path) -> None:
@@ -76,11 +78,22 @@ def test_a_used_tokenizer_hashes_like_a_fresh_one_unless_a_setting_changes(tmp_p
     from registry.contract import tokenizer_sha256
 
     base = {"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "BertTokenizer"}
-    used = base | {"max_length": 64, "stride": 0, "pad_to_multiple_of": None, "pad_token_type_id": 0,
-                   "padding_side": "right", "truncation_side": "right", "truncation_strategy": "longest_first"}
+    used = base | {
+        "max_length": 64,
+        "stride": 0,
+        "pad_to_multiple_of": None,
+        "pad_token_type_id": 0,
+        "padding_side": "right",
+        "truncation_side": "right",
+        "truncation_strategy": "longest_first",
+    }
     hashes = {}
-    for label, config in (("fresh", base), ("used", used), ("left", used | {"truncation_side": "left"}),
-                          ("cased", base | {"do_lower_case": False})):
+    for label, config in (
+        ("fresh", base),
+        ("used", used),
+        ("left", used | {"truncation_side": "left"}),
+        ("cased", base | {"do_lower_case": False}),
+    ):
         folder = tmp_path / label
         folder.mkdir()
         (folder / "tokenizer_config.json").write_text(json.dumps(config))
@@ -91,8 +104,9 @@ def test_a_used_tokenizer_hashes_like_a_fresh_one_unless_a_setting_changes(tmp_p
 
 def test_gate_rejects_then_passes_then_rollback_and_history(store, two_versions: str, policies: dict) -> None:
     name = two_versions
-    code, payload, err = cli("promote", name, "--version", "2", "--golden", str(HELPCENTER),
-                             "--policy", policies["strict"])
+    code, payload, err = cli(
+        "promote", name, "--version", "2", "--golden", str(HELPCENTER), "--policy", policies["strict"]
+    )
     assert code == 3 and "gate rejected" in err
     assert payload["moved"] is False and payload["decision"]["verdict"] == "reject"
     assert alias_version(name, "production") == "1"
@@ -105,8 +119,9 @@ def test_gate_rejects_then_passes_then_rollback_and_history(store, two_versions:
     time.sleep(0.05)
     before_pass = dt.datetime.now(dt.UTC)
     time.sleep(0.05)
-    code, payload, err = cli("promote", name, "--version", "2", "--golden", str(HELPCENTER),
-                             "--policy", policies["lenient"])
+    code, payload, err = cli(
+        "promote", name, "--version", "2", "--golden", str(HELPCENTER), "--policy", policies["lenient"]
+    )
     assert code == 0, err
     assert payload["decision"]["verdict"] == "pass" and payload["production"] == "2"
     # The same weights twice: production's corpus vectors were reused from the cache for both sides.
@@ -121,8 +136,12 @@ def test_gate_rejects_then_passes_then_rollback_and_history(store, two_versions:
     assert alias_version(name, "production") == "1" and alias_version(name, "previous") is None
     listed = {v["version"]: v["aliases"] for v in cli("models", name)[1]["versions"]}
     assert listed == {"1": ["production"], "2": []}
-    assert outcomes(store, name) == [("promote", None, "1", "success"), ("promote", "1", "2", "rejected"),
-                                     ("promote", "1", "2", "success"), ("rollback", "2", "1", "success")]
+    assert outcomes(store, name) == [
+        ("promote", None, "1", "success"),
+        ("promote", "1", "2", "rejected"),
+        ("promote", "1", "2", "success"),
+        ("rollback", "2", "1", "success"),
+    ]
 
     assert cli("history", name, "--at", before_pass.isoformat())[1]["production_at"] == "1"
     assert cli("history", name, "--at", before_rollback.isoformat())[1]["production_at"] == "2"
@@ -133,23 +152,27 @@ def test_gate_rejects_then_passes_then_rollback_and_history(store, two_versions:
 
 
 def test_a_stale_expectation_is_a_conflict_with_its_ledger_row(store, two_versions: str) -> None:
-    code, _, err = cli("promote", two_versions, "--version", "2", "--skip-gate", "--reason", "hotfix",
-                       "--expect-production", "7")
+    code, _, err = cli(
+        "promote", two_versions, "--version", "2", "--skip-gate", "--reason", "hotfix", "--expect-production", "7"
+    )
     assert code == 1 and "production moved from v7 to v1 since the gate ran" in err
     assert alias_version(two_versions, "production") == "1"
     assert outcomes(store, two_versions)[-1] == ("promote", "1", "2", "conflict")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["promote", "{name}", "--version", "9", "--skip-gate", "--reason", "x"], "has no version 9"),
-    (["promote", "{name}", "--version", "1", "--skip-gate", "--reason", "x"], "v1 is already production"),
-    (["promote", "{name}", "--version", "2", "--initial"], "--initial is only for the first promotion"),
-    (["promote", "{name}", "--version", "2", "--skip-gate"], "--skip-gate needs --reason"),
-    (["promote", "{name}", "--version", "2"], "the gate needs a golden set"),
-    (["rollback", "{name}", "--reason", "x"], "no previous production version"),
-    (["promote", "../{name}", "--version", "2", "--skip-gate", "--reason", "x"], "may use only"),
-    (["history", "{name}", "--at", "yesterday"], "is not an ISO time"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["promote", "{name}", "--version", "9", "--skip-gate", "--reason", "x"], "has no version 9"),
+        (["promote", "{name}", "--version", "1", "--skip-gate", "--reason", "x"], "v1 is already production"),
+        (["promote", "{name}", "--version", "2", "--initial"], "--initial is only for the first promotion"),
+        (["promote", "{name}", "--version", "2", "--skip-gate"], "--skip-gate needs --reason"),
+        (["promote", "{name}", "--version", "2"], "the gate needs a golden set"),
+        (["rollback", "{name}", "--reason", "x"], "no previous production version"),
+        (["promote", "../{name}", "--version", "2", "--skip-gate", "--reason", "x"], "may use only"),
+        (["history", "{name}", "--at", "yesterday"], "is not an ISO time"),
+    ],
+)
 def test_refusals_leave_production_alone(store, two_versions: str, args: list, message: str) -> None:
     code, _, err = cli(*[a.replace("{name}", two_versions) for a in args])
     assert code == 1 and message in err, err
@@ -172,18 +195,22 @@ def test_only_release_managers_move_production(store, two_versions: str, monkeyp
     assert ledger(store).history(two_versions)[-1].actor == "alice"
 
 
-@pytest.mark.parametrize(("grant", "managers", "refusal"), [
-    (None, [], None),  # single user, no authentication: anyone
-    (None, ["alice"], None),
-    ("MANAGE", [], None),  # MLflow alone decides
-    ("EDIT", ["alice"], None),
-    ("READ", [], "MLflow grants 'alice' READ on registered model 'm'"),
-    ("READ", ["alice"], "MLflow grants 'alice' READ"),  # on the list, but MLflow would refuse the alias write
-    ("NO_PERMISSIONS", [], "needs EDIT or MANAGE"),
-    ("MANAGE", ["carol"], "'alice' may not move production: release managers are carol"),  # the list narrows
-])
-def test_production_moves_need_mlflows_grant_and_the_list(grant: str | None, managers: list[str],
-                                                          refusal: str | None) -> None:
+@pytest.mark.parametrize(
+    ("grant", "managers", "refusal"),
+    [
+        (None, [], None),  # single user, no authentication: anyone
+        (None, ["alice"], None),
+        ("MANAGE", [], None),  # MLflow alone decides
+        ("EDIT", ["alice"], None),
+        ("READ", [], "MLflow grants 'alice' READ on registered model 'm'"),
+        ("READ", ["alice"], "MLflow grants 'alice' READ"),  # on the list, but MLflow would refuse the alias write
+        ("NO_PERMISSIONS", [], "needs EDIT or MANAGE"),
+        ("MANAGE", ["carol"], "'alice' may not move production: release managers are carol"),  # the list narrows
+    ],
+)
+def test_production_moves_need_mlflows_grant_and_the_list(
+    grant: str | None, managers: list[str], refusal: str | None
+) -> None:
     from registry.moves import NotAuthorizedError, authorize
 
     if refusal is None:
@@ -199,8 +226,13 @@ def test_production_moves_need_mlflows_grant_and_the_list(grant: str | None, man
 def test_serving_workers_share_the_cores() -> None:
     from registry.serve import threads_per_worker
 
-    assert [threads_per_worker(2, 2), threads_per_worker(16, 4), threads_per_worker(1, 4),
-            threads_per_worker(8, 1), threads_per_worker(7, 2)] == [1, 4, 1, 8, 3]
+    assert [
+        threads_per_worker(2, 2),
+        threads_per_worker(16, 4),
+        threads_per_worker(1, 4),
+        threads_per_worker(8, 1),
+        threads_per_worker(7, 2),
+    ] == [1, 4, 1, 8, 3]
 
 
 def stored_weights(name: str, version: str) -> Path:
@@ -240,14 +272,35 @@ def test_the_ledger_is_append_only(store, two_versions: str) -> None:
 
 def test_automation_may_only_set_the_candidate(store, two_versions: str, policies: dict, monkeypatch) -> None:
     monkeypatch.setenv("EMBEDOPS_RELEASE_MANAGERS", "alice")
-    code, payload, err = cli("promote", two_versions, "--version", "2", "--golden", str(HELPCENTER),
-                             "--policy", policies["lenient"], "--gate-only", "--actor", "retrain-bot")
+    code, payload, err = cli(
+        "promote",
+        two_versions,
+        "--version",
+        "2",
+        "--golden",
+        str(HELPCENTER),
+        "--policy",
+        policies["lenient"],
+        "--gate-only",
+        "--actor",
+        "retrain-bot",
+    )
     assert code == 0, err
     assert payload["candidate"] == "2" and payload["production"] == "1"
     assert alias_version(two_versions, "candidate") == "2" and alias_version(two_versions, "production") == "1"
     assert outcomes(store, two_versions)[-1] == ("candidate", None, "2", "success")
-    code, _, err = cli("promote", two_versions, "--version", "2", "--golden", str(HELPCENTER),
-                       "--policy", policies["lenient"], "--actor", "retrain-bot")
+    code, _, err = cli(
+        "promote",
+        two_versions,
+        "--version",
+        "2",
+        "--golden",
+        str(HELPCENTER),
+        "--policy",
+        policies["lenient"],
+        "--actor",
+        "retrain-bot",
+    )
     assert code == 1 and "'retrain-bot' may not move production" in err
 
 
@@ -278,8 +331,16 @@ def test_doctor_finds_and_repairs_what_killed_jobs_and_side_doors_leave(store, t
 def test_doctor_settles_a_move_whose_job_died_halfway(store, two_versions: str, alias_moved: bool) -> None:
     """The job recorded its pending move 1 -> 2 and was killed before (or after) MLflow's alias changed."""
     name = two_versions
-    ledger(store).commit(actor="alice", action="promote", model=name, alias="production", from_version="1",
-                         to_version="2", reason="r", outcome="pending")
+    ledger(store).commit(
+        actor="alice",
+        action="promote",
+        model=name,
+        alias="production",
+        from_version="1",
+        to_version="2",
+        reason="r",
+        outcome="pending",
+    )
     if alias_moved:
         MlflowClient().set_registered_model_alias(name, "production", "2")
     code, report, _ = cli("doctor", "--model", name)
@@ -289,8 +350,11 @@ def test_doctor_settles_a_move_whose_job_died_halfway(store, two_versions: str, 
     code, report, err = cli("doctor", "--model", name, "--fix")
     assert code == 0 and report["clean"], err
     settled = ledger(store).history(name)[-1]
-    assert (settled.actor, settled.action, settled.outcome) == ("alice", "promote",
-                                                                "success" if alias_moved else "failed")
+    assert (settled.actor, settled.action, settled.outcome) == (
+        "alice",
+        "promote",
+        "success" if alias_moved else "failed",
+    )
     assert "recorded by embedops doctor --fix" in settled.detail
     assert alias_version(name, "production") == ("2" if alias_moved else "1")
     assert alias_version(name, "previous") == ("1" if alias_moved else None)
@@ -304,7 +368,8 @@ def test_doctor_reports_a_version_registered_without_a_manifest(store, two_versi
     client.create_model_version(two_versions, v1.source, run_id=v1.run_id)  # v3, straight through MLflow
     code, report, _ = cli("doctor", "--model", two_versions, "--fix")
     assert code == 1 and [(f["kind"], f["subject"], f["fixable"]) for f in report["findings"]] == [
-        ("unverified_version", f"{two_versions}/v3", False)]
+        ("unverified_version", f"{two_versions}/v3", False)
+    ]
     assert "embedops register models:/" in report["findings"][0]["detail"]
 
 
@@ -337,8 +402,9 @@ def test_versions_are_numbers_wherever_they_are_compared(store, two_versions: st
     assert alias_version(name, "previous") is None  # v2 was rolled back from
 
 
-def test_skip_gate_refuses_a_contract_change_unless_reindex_is_allowed(store, two_versions: str,
-                                                                       tmp_path: Path) -> None:
+def test_skip_gate_refuses_a_contract_change_unless_reindex_is_allowed(
+    store, two_versions: str, tmp_path: Path
+) -> None:
     from tests.tiny_model import build_tiny_model
 
     wider = build_tiny_model(tmp_path / "wider", dim=48)
@@ -347,8 +413,9 @@ def test_skip_gate_refuses_a_contract_change_unless_reindex_is_allowed(store, tw
     assert code == 1 and "embedding_dim 32 -> 48" in err and "--allow-reindex" in err
     assert alias_version(two_versions, "production") == "1"
     assert outcomes(store, two_versions)[-1] == ("promote", "1", "3", "failed")
-    code, payload, err = cli("promote", two_versions, "--version", "3", "--skip-gate", "--reason", "hotfix",
-                             "--allow-reindex")
+    code, payload, err = cli(
+        "promote", two_versions, "--version", "3", "--skip-gate", "--reason", "hotfix", "--allow-reindex"
+    )
     assert code == 0 and payload["production"] == "3", err
 
 
@@ -358,7 +425,8 @@ def test_doctor_puts_previous_back_where_the_ledger_says(store, two_versions: st
     MlflowClient().set_registered_model_alias(name, "previous", "2")  # a rollback would now go nowhere
     code, report, _ = cli("doctor", "--model", name)
     assert code == 1 and [(f["kind"], f["subject"]) for f in report["findings"]] == [
-        ("alias_disagrees_with_ledger", f"{name}@previous")]
+        ("alias_disagrees_with_ledger", f"{name}@previous")
+    ]
     code, report, err = cli("doctor", "--model", name, "--fix")
     assert code == 0 and report["clean"], err
     assert alias_version(name, "previous") == "1"
@@ -373,8 +441,9 @@ def test_history_of_a_model_that_does_not_exist_is_an_error(store, name: str) ->
     assert code == 1 and ("no registered model named" in err or "may use only" in err), err
 
 
-def test_rolling_back_twice_goes_further_back_never_to_what_was_pulled(store, tiny_model: Path,
-                                                                         unique_name: str) -> None:
+def test_rolling_back_twice_goes_further_back_never_to_what_was_pulled(
+    store, tiny_model: Path, unique_name: str
+) -> None:
     name = unique_name
     for _ in range(3):
         assert cli("register", str(tiny_model), "--name", name)[0] == 0
@@ -397,15 +466,19 @@ def test_rolling_back_twice_goes_further_back_never_to_what_was_pulled(store, ti
     code, _, err = cli("rollback", name, "--to-version", "3", "--reason", "fixed upstream after all")
     assert code == 0, err
     assert (alias_version(name, "production"), alias_version(name, "previous")) == ("3", None)
-    assert outcomes(store, name)[-3:] == [("rollback", "3", "2", "success"), ("rollback", "2", "1", "success"),
-                                         ("rollback", "1", "3", "success")]
+    assert outcomes(store, name)[-3:] == [
+        ("rollback", "3", "2", "success"),
+        ("rollback", "2", "1", "success"),
+        ("rollback", "1", "3", "success"),
+    ]
     assert cli("doctor", "--model", name)[1]["clean"]
 
 
 def test_a_promoted_candidate_is_no_longer_the_candidate(store, two_versions: str, policies: dict) -> None:
     name = two_versions
-    code, _, err = cli("promote", name, "--version", "2", "--golden", str(HELPCENTER), "--policy",
-                       policies["lenient"], "--gate-only")
+    code, _, err = cli(
+        "promote", name, "--version", "2", "--golden", str(HELPCENTER), "--policy", policies["lenient"], "--gate-only"
+    )
     assert code == 0 and alias_version(name, "candidate") == "2", err
     code, payload, err = cli("promote", name, "--version", "candidate", "--skip-gate", "--reason", "reviewed")
     assert code == 0 and payload["production"] == "2", err

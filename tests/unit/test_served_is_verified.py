@@ -34,8 +34,11 @@ def python_model_pickle(root: Path) -> None:
     """MLflow's python_model flavor: `mlflow models serve` would unpickle this and call it."""
     (root / "python_model.pkl").write_bytes(pickle.dumps({"payload": "os.system"}))
     spec = yaml.safe_load((root / "MLmodel").read_text())
-    spec["flavors"]["python_function"] |= {"loader_module": "mlflow.pyfunc.model", "python_model": "python_model.pkl",
-                                           "cloudpickle_version": "3.0.0"}
+    spec["flavors"]["python_function"] |= {
+        "loader_module": "mlflow.pyfunc.model",
+        "python_model": "python_model.pkl",
+        "cloudpickle_version": "3.0.0",
+    }
     (root / "MLmodel").write_text(yaml.safe_dump(spec))
 
 
@@ -93,8 +96,7 @@ def test_each_attack_is_refused_by_the_shape_check_alone(logged_root: Path, atta
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
-def test_register_refuses_each_attack_and_creates_no_version(logged_root: Path, unique_name: str,
-                                                             attack: str) -> None:
+def test_register_refuses_each_attack_and_creates_no_version(logged_root: Path, unique_name: str, attack: str) -> None:
     plant, names = ATTACKS[attack]
     plant(logged_root)
     code, err = cli("register", str(logged_root), "--name", unique_name)
@@ -103,8 +105,9 @@ def test_register_refuses_each_attack_and_creates_no_version(logged_root: Path, 
     assert [v.version for v in list_versions(unique_name)] == ["1"]
 
 
-def test_strip_remote_code_registers_without_it_and_says_so(store, tiny_model: Path, unique_name: str,
-                                                            tmp_path: Path) -> None:
+def test_strip_remote_code_registers_without_it_and_says_so(
+    store, tiny_model: Path, unique_name: str, tmp_path: Path
+) -> None:
     folder = Path(shutil.copytree(tiny_model, tmp_path / "hub-style"))
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps(config | {"auto_map": {"AutoModel": "x/y--m.M"}}))
@@ -130,8 +133,9 @@ def moves(store, name: str) -> list[tuple[str, str | None, str | None, str]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
-def test_a_version_tampered_in_the_store_is_refused_everywhere(store, tiny_model: Path, unique_name: str,
-                                                               tmp_path: Path, attack: str) -> None:
+def test_a_version_tampered_in_the_store_is_refused_everywhere(
+    store, tiny_model: Path, unique_name: str, tmp_path: Path, attack: str
+) -> None:
     """v1 and v2 registered clean, v2 in production, v1 previous; then v1's stored files are attacked."""
     name = unique_name
     for _ in range(2):
@@ -147,8 +151,16 @@ def test_a_version_tampered_in_the_store_is_refused_everywhere(store, tiny_model
     attempts = {
         "rollback": ["rollback", name, "--reason", "bad answers"],
         "promote --skip-gate": ["promote", name, "--version", "1", "--skip-gate", "--reason", "x"],
-        "promote through the gate": ["promote", name, "--version", "01", "--golden", str(HELPCENTER),
-                                     "--policy", str(policy)],
+        "promote through the gate": [
+            "promote",
+            name,
+            "--version",
+            "01",
+            "--golden",
+            str(HELPCENTER),
+            "--policy",
+            str(policy),
+        ],
     }
     for what, argv in attempts.items():
         code, err = cli(*argv)
@@ -156,14 +168,19 @@ def test_a_version_tampered_in_the_store_is_refused_everywhere(store, tiny_model
         assert "unexpected" not in err, (what, err)
     assert (alias_version(name, "production"), alias_version(name, "previous")) == ("2", "1")
     after = moves(store, name)
-    assert after[:len(before)] == before
-    assert after[len(before):] == [("rollback", "2", "1", "failed"), ("promote", "2", "1", "failed"),
-                                   ("promote", "2", "1", "failed")]
+    assert after[: len(before)] == before
+    assert after[len(before) :] == [
+        ("rollback", "2", "1", "failed"),
+        ("promote", "2", "1", "failed"),
+        ("promote", "2", "1", "failed"),
+    ]
 
     scoring = ["--golden", str(HELPCENTER), "--latency-calls", "0"]
-    for argv in (["evaluate", "--model", f"models:/{name}/1", *scoring],
-                 ["evaluate", "--model", f"models:/{name}@previous", *scoring],
-                 ["serve", name, "--alias", "previous"]):
+    for argv in (
+        ["evaluate", "--model", f"models:/{name}/1", *scoring],
+        ["evaluate", "--model", f"models:/{name}@previous", *scoring],
+        ["serve", name, "--alias", "previous"],
+    ):
         code, err = cli(*argv)
         assert code == 1 and f"models:/{name}/1" in err and "unexpected" not in err, (argv, err)
     assert not (store.home / "serving" / name / "v1" / "model").exists()  # nothing was left to serve

@@ -66,14 +66,20 @@ def test_bad_inputs(tmp_path: Path) -> None:
         cases.append((path, message, kwargs))
 
     good = "".join(json.dumps(r) + "\n" for r in ROWS).encode()
-    case("misnamed.jsonl", b'{"question": "a", "answer": "b"}\n',
-         r"missing column\(s\) 'anchor', 'positive' \(found: question, answer\)")
+    case(
+        "misnamed.jsonl",
+        b'{"question": "a", "answer": "b"}\n',
+        r"missing column\(s\) 'anchor', 'positive' \(found: question, answer\)",
+    )
     case("half.jsonl", b'{"anchor": "a", "positive": "b"}\n{"anchor": "c"}\n', "row 2, field 'positive': missing")
     case("empty.jsonl", b"", "the file has no rows")
     case("blank.jsonl", b"\n\n  \n", "the file has no rows")
     case("allempty.jsonl", b'{"anchor": " ", "positive": "b"}\n', "no usable rows")
-    case("latin1.jsonl", good + '{"anchor": "café", "positive": "x"}\n'.encode("latin-1"),
-         r"row 7: not UTF-8 text \(byte 0xe9\)")
+    case(
+        "latin1.jsonl",
+        good + '{"anchor": "café", "positive": "x"}\n'.encode("latin-1"),
+        r"row 7: not UTF-8 text \(byte 0xe9\)",
+    )
     case("latin1.csv", b"anchor,positive\na,b\ncaf\xe9,x\n", "row 3: not UTF-8")
     case("badjson.jsonl", good + b'{"anchor": "a", "positive": \n', "row 7: not valid JSON")
     case("number.jsonl", b'{"anchor": 5, "positive": "b"}\n', "row 1, field 'anchor': expected text, got int")
@@ -117,8 +123,9 @@ def test_invalid_unicode_in_a_beir_folder_is_refused(tmp_path: Path) -> None:
     from embedops.core.errors import GoldenSetError
     from tests.unit.test_golden_and_retrieval import CORPUS, QRELS, QUERIES, make_beir
 
-    root = make_beir(tmp_path / "beir", CORPUS, [*QUERIES[:3], {"_id": "q4", "text": "broken \udfff"}], QRELS,
-                     split="train")
+    root = make_beir(
+        tmp_path / "beir", CORPUS, [*QUERIES[:3], {"_id": "q4", "text": "broken \udfff"}], QRELS, split="train"
+    )
     with pytest.raises(GoldenSetError, match=r"row 4, field 'text': invalid Unicode: lone surrogate U\+DFFF") as info:
         load_training_data(root)
     assert str(root / "queries.jsonl") in str(info.value)

@@ -21,8 +21,17 @@ def quiet(_: str) -> None:
 
 
 def train(store, tiny_model: Path, data: Path, name: str, **overrides) -> object:
-    cfg = load_config(None, data=str(data), base_model=str(tiny_model), model_name=name, batch_size=8,
-                      max_steps=3, logging_steps=1, experiment="unit-tests", **overrides)
+    cfg = load_config(
+        None,
+        data=str(data),
+        base_model=str(tiny_model),
+        model_name=name,
+        batch_size=8,
+        max_steps=3,
+        logging_steps=1,
+        experiment="unit-tests",
+        **overrides,
+    )
     return run_training(cfg, artifact_root=store.artifact_root, progress=False, notify=quiet)
 
 
@@ -31,7 +40,8 @@ def versions(name: str) -> list:
 
 
 def test_contrastive_run_logs_everything_and_registers_a_verified_version(
-        store, tiny_model: Path, pairs_file: Path, unique_name: str) -> None:
+    store, tiny_model: Path, pairs_file: Path, unique_name: str
+) -> None:
     result = train(store, tiny_model, pairs_file, unique_name, golden=str(HELPCENTER))
     client = MlflowClient()
     run = client.get_run(result.run_id)
@@ -79,28 +89,32 @@ def test_triplet_run_with_cosine_distance(store, tiny_model: Path, tmp_path: Pat
     assert result.version == "1"
 
 
-def test_hard_negative_mining_turns_pairs_into_triplets(store, tiny_model: Path, pairs_file: Path,
-                                                         unique_name: str) -> None:
+def test_hard_negative_mining_turns_pairs_into_triplets(
+    store, tiny_model: Path, pairs_file: Path, unique_name: str
+) -> None:
     result = train(store, tiny_model, pairs_file, unique_name, loss="triplet", hard_negatives=True)
     assert result.version == "1" and result.train["train_steps"] == 3
 
 
 def test_cached_contrastive_and_no_register(store, tiny_model: Path, pairs_file: Path, unique_name: str) -> None:
-    result = train(store, tiny_model, pairs_file, unique_name, loss="cached_contrastive", mini_batch_size=4,
-                   register_version=False)
+    result = train(
+        store, tiny_model, pairs_file, unique_name, loss="cached_contrastive", mini_batch_size=4, register_version=False
+    )
     assert result.version is None and versions(unique_name) == []
     assert result.model_uri.startswith("models:/m-")
 
 
-def test_triplet_loss_without_negatives_is_refused_before_training(store, tiny_model: Path, pairs_file: Path,
-                                                                   unique_name: str) -> None:
+def test_triplet_loss_without_negatives_is_refused_before_training(
+    store, tiny_model: Path, pairs_file: Path, unique_name: str
+) -> None:
     with pytest.raises(ConfigError, match="needs a 'negative' column"):
         train(store, tiny_model, pairs_file, unique_name, loss="triplet")
     assert versions(unique_name) == []
 
 
 def test_a_model_that_produces_nan_fails_its_run_and_registers_nothing(
-        store, tiny_model: Path, pairs_file: Path, tmp_path: Path, unique_name: str) -> None:
+    store, tiny_model: Path, pairs_file: Path, tmp_path: Path, unique_name: str
+) -> None:
     from safetensors.torch import load_file, save_file
 
     broken = tmp_path / "broken"
@@ -116,8 +130,10 @@ def test_a_model_that_produces_nan_fails_its_run_and_registers_nothing(
 
     with pytest.raises(ModelError, match="NaN/Inf"):
         train(store, broken, pairs_file, unique_name)
-    runs = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("unit-tests").experiment_id],
-                                      filter_string="attributes.status = 'FAILED'")
+    runs = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("unit-tests").experiment_id],
+        filter_string="attributes.status = 'FAILED'",
+    )
     assert any(r.data.params.get("model_name") == unique_name for r in runs)
     assert versions(unique_name) == []
 
@@ -130,13 +146,17 @@ def folder_with(root: Path, name: str, files: dict[str, bytes]) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("files, message", [
-    (None, "model folder not found"),
-    ({"config.json": b"{}", "pytorch_model.bin": b"pickle"}, "pickle weights"),
-    ({"config.json": b"{}"}, "no \\*.safetensors"),
-])
-def test_bad_base_models_are_refused(store, pairs_file: Path, tmp_path: Path, unique_name: str,
-                                     files: dict | None, message: str) -> None:
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        (None, "model folder not found"),
+        ({"config.json": b"{}", "pytorch_model.bin": b"pickle"}, "pickle weights"),
+        ({"config.json": b"{}"}, "no \\*.safetensors"),
+    ],
+)
+def test_bad_base_models_are_refused(
+    store, pairs_file: Path, tmp_path: Path, unique_name: str, files: dict | None, message: str
+) -> None:
     base = tmp_path / "missing" if files is None else folder_with(tmp_path, "base", files)
     with pytest.raises(ModelError, match=message):
         train(store, base, pairs_file, unique_name)
@@ -146,17 +166,16 @@ def test_bad_base_models_are_refused(store, pairs_file: Path, tmp_path: Path, un
 def test_bad_data_is_refused_before_a_run_starts(store, tiny_model: Path, tmp_path: Path, unique_name: str) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"query": "a", "doc": "b"}) + "\n")
-    before = len(MlflowClient().search_runs(
-        [MlflowClient().get_experiment_by_name("unit-tests").experiment_id]))
+    before = len(MlflowClient().search_runs([MlflowClient().get_experiment_by_name("unit-tests").experiment_id]))
     with pytest.raises(DataError, match="missing column"):
         train(store, tiny_model, bad, unique_name)
-    after = len(MlflowClient().search_runs(
-        [MlflowClient().get_experiment_by_name("unit-tests").experiment_id]))
+    after = len(MlflowClient().search_runs([MlflowClient().get_experiment_by_name("unit-tests").experiment_id]))
     assert after == before and versions(unique_name) == []
 
 
-def test_sigterm_fails_the_run_like_ctrl_c_and_registers_nothing(store, tiny_model: Path, pairs_file: Path,
-                                                                unique_name: str) -> None:
+def test_sigterm_fails_the_run_like_ctrl_c_and_registers_nothing(
+    store, tiny_model: Path, pairs_file: Path, unique_name: str
+) -> None:
     """A real `embedops train` process, killed as systemd or Kubernetes stops a job: SIGTERM once its run
     is under way. SIGTERM used to end the process with its run RUNNING forever."""
     import os
@@ -170,9 +189,28 @@ def test_sigterm_fails_the_run_like_ctrl_c_and_registers_nothing(store, tiny_mod
     client = MlflowClient()
     # Far more steps than the wait below can see finish: the run is still training when SIGTERM comes.
     job = subprocess.Popen(
-        [sys.executable, "-m", "embedops", "train", "--data", str(pairs_file), "--base-model", str(tiny_model),
-         "--name", unique_name, "--max-steps", "1000000", "--batch-size", "8"],
-        cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "embedops",
+            "train",
+            "--data",
+            str(pairs_file),
+            "--base-model",
+            str(tiny_model),
+            "--name",
+            unique_name,
+            "--max-steps",
+            "1000000",
+            "--batch-size",
+            "8",
+        ],
+        cwd=REPO,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 600  # generous: a loaded CI machine imports torch slowly
         runs: list = []
@@ -183,8 +221,9 @@ def test_sigterm_fails_the_run_like_ctrl_c_and_registers_nothing(store, tiny_mod
             experiment = client.get_experiment_by_name("embedops-training")
             if experiment is not None:
                 # Its params are logged inside the run, so the run's lifecycle already owns SIGTERM.
-                runs = client.search_runs([experiment.experiment_id],
-                                          filter_string=f"params.model_name = '{unique_name}'")
+                runs = client.search_runs(
+                    [experiment.experiment_id], filter_string=f"params.model_name = '{unique_name}'"
+                )
         job.send_signal(signal.SIGTERM)
         _, err = job.communicate(timeout=600)
     finally:
@@ -215,8 +254,9 @@ def test_a_tracked_run_gives_back_the_previous_sigterm_handler(store) -> None:
         signal.signal(signal.SIGTERM, before)
 
 
-def test_retraining_from_a_registered_version_verifies_it_first(store, tiny_model: Path, pairs_file: Path,
-                                                                 unique_name: str) -> None:
+def test_retraining_from_a_registered_version_verifies_it_first(
+    store, tiny_model: Path, pairs_file: Path, unique_name: str
+) -> None:
     """Training from production (``models:/NAME/V``) goes through the same verified path as the gate."""
     from embedops.core.errors import ModelError
     from tests.unit.test_served_is_verified import auto_map, stored_root

@@ -17,18 +17,28 @@ POLICY = TriggerPolicy()
 
 
 def state(**changes) -> TriggerState:
-    values = dict(now=NOW, previous_scores=[], key_seen=False, last_retrain_at=None, lease_expires=None,
-                  breaker_open=False, failures=0)
+    values = dict(
+        now=NOW,
+        previous_scores=[],
+        key_seen=False,
+        last_retrain_at=None,
+        lease_expires=None,
+        breaker_open=False,
+        failures=0,
+    )
     return TriggerState(**(values | changes))
 
 
-@pytest.mark.parametrize("score, previous, action, reason", [
-    (0.52, [], "none", "no drift"),
-    (0.57, [], "none", "waiting for 2 windows in a row"),
-    (0.57, [0.50], "none", "waiting for 2 windows in a row"),
-    (0.57, [0.56], "retrain", "2 windows in a row >= 0.55"),
-    (0.61, [], "retrain", "high threshold 0.6"),
-])
+@pytest.mark.parametrize(
+    "score, previous, action, reason",
+    [
+        (0.52, [], "none", "no drift"),
+        (0.57, [], "none", "waiting for 2 windows in a row"),
+        (0.57, [0.50], "none", "waiting for 2 windows in a row"),
+        (0.57, [0.56], "retrain", "2 windows in a row >= 0.55"),
+        (0.61, [], "retrain", "high threshold 0.6"),
+    ],
+)
 def test_thresholds_and_consecutive_windows(score: float, previous: list, action: str, reason: str) -> None:
     decision = decide_trigger(POLICY, state(previous_scores=previous), score, 2000)
     assert decision.action == action and reason in decision.reason
@@ -39,28 +49,45 @@ def test_small_windows_never_trigger() -> None:
     assert decision.action == "none" and "insufficient data: 999 texts" in decision.reason
 
 
-@pytest.mark.parametrize("changes, reason", [
-    ({"key_seen": True}, "already handled"),
-    ({"breaker_open": True, "failures": 3}, "circuit breaker open after 3 failed retrains"),
-    ({"lease_expires": NOW + dt.timedelta(minutes=5)}, "a retrain is already running"),
-    ({"last_retrain_at": NOW - dt.timedelta(hours=23)}, "cooldown"),
-])
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({"key_seen": True}, "already handled"),
+        ({"breaker_open": True, "failures": 3}, "circuit breaker open after 3 failed retrains"),
+        ({"lease_expires": NOW + dt.timedelta(minutes=5)}, "a retrain is already running"),
+        ({"last_retrain_at": NOW - dt.timedelta(hours=23)}, "cooldown"),
+    ],
+)
 def test_guards_stop_a_drifted_window(changes: dict, reason: str) -> None:
     decision = decide_trigger(POLICY, state(**changes), 0.9, 2000)
     assert decision.action == "none" and decision.drifted and reason in decision.reason
 
 
 def test_expired_lease_and_elapsed_cooldown_allow_a_retrain() -> None:
-    decision = decide_trigger(POLICY, state(lease_expires=NOW - dt.timedelta(seconds=1),
-                                            last_retrain_at=NOW - dt.timedelta(hours=25)), 0.9, 2000)
+    decision = decide_trigger(
+        POLICY,
+        state(lease_expires=NOW - dt.timedelta(seconds=1), last_retrain_at=NOW - dt.timedelta(hours=25)),
+        0.9,
+        2000,
+    )
     assert decision.action == "retrain"
 
 
 def replay(url: str, key: str, times: int, results: multiprocessing.Queue) -> None:
     store = TriggerStore(Ledger(url))
-    retrains = sum(store.evaluate(model="m", version="1", key=key, score=0.7, window_size=2000, policy=POLICY,
-                                  holder=f"p{multiprocessing.current_process().pid}").action == "retrain"
-                   for _ in range(times))
+    retrains = sum(
+        store.evaluate(
+            model="m",
+            version="1",
+            key=key,
+            score=0.7,
+            window_size=2000,
+            policy=POLICY,
+            holder=f"p{multiprocessing.current_process().pid}",
+        ).action
+        == "retrain"
+        for _ in range(times)
+    )
     results.put(retrains)
 
 
@@ -81,8 +108,9 @@ def test_a_window_replayed_1000_times_from_4_processes_retrains_once(tmp_path: P
     assert store.window_count("m") == 1
     # A new drifted window during the cooldown does not retrain, even after the lease is released.
     store.finish(model="m", holder="whoever", succeeded=True, policy=POLICY)
-    later = store.evaluate(model="m", version="1", key="another-window", score=0.9, window_size=2000,
-                           policy=POLICY, holder="x")
+    later = store.evaluate(
+        model="m", version="1", key="another-window", score=0.9, window_size=2000, policy=POLICY, holder="x"
+    )
     assert later.action == "none" and ("cooldown" in later.reason or "already running" in later.reason)
 
 
@@ -100,5 +128,7 @@ def test_lease_release_and_circuit_breaker(tmp_path: Path) -> None:
     blocked = store.evaluate(model="m", version="1", key="w4", score=0.9, window_size=2000, policy=policy, holder="d")
     assert blocked.action == "none" and "circuit breaker open after 2" in blocked.reason
     store.reset_breaker("m")
-    assert store.evaluate(model="m", version="1", key="w5", score=0.9, window_size=2000, policy=policy,
-                          holder="e").action == "retrain"
+    assert (
+        store.evaluate(model="m", version="1", key="w5", score=0.9, window_size=2000, policy=policy, holder="e").action
+        == "retrain"
+    )

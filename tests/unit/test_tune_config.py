@@ -21,20 +21,23 @@ def tune_yaml(tmp_path: Path, body: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("search_space: {learning_rate: {type: float, low: 0.001, high: 0.001}}", "empty or inverted range"),
-    ("search_space: {learning_rate: {type: float, low: 0.01, high: 0.001}}", "empty or inverted range"),
-    ("search_space: {learning_rate: {type: float, low: 0.0, high: 0.1, log: true}}", "must start above 0"),
-    ("search_space: {learnin_rate: {type: float, low: 0.001, high: 0.01}}", "cannot tune ['learnin_rate']"),
-    ("search_space: {data: {type: categorical, choices: [a.jsonl]}}", "cannot tune ['data']"),
-    ("search_space: {batch_size: {type: categorical, choices: []}}", "non-empty 'choices'"),
-    ("search_space: {epochs: {type: int, low: 1}}", "needs both 'low' and 'high'"),
-    ("search_space: {epochs: {type: int, low: 1.5, high: 3}}", "whole-number bounds"),
-    ("objective: {metric: ndcg_at_1000}", "evaluation does not produce 'ndcg_at_1000'"),
-    ("sampler: {type: grid}", "grid sampler needs every parameter categorical"),
-    ("pruner: {type: threshold}", "needs 'lower' or 'upper'"),
-    ("trials: 4", "trials"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("search_space: {learning_rate: {type: float, low: 0.001, high: 0.001}}", "empty or inverted range"),
+        ("search_space: {learning_rate: {type: float, low: 0.01, high: 0.001}}", "empty or inverted range"),
+        ("search_space: {learning_rate: {type: float, low: 0.0, high: 0.1, log: true}}", "must start above 0"),
+        ("search_space: {learnin_rate: {type: float, low: 0.001, high: 0.01}}", "cannot tune ['learnin_rate']"),
+        ("search_space: {data: {type: categorical, choices: [a.jsonl]}}", "cannot tune ['data']"),
+        ("search_space: {batch_size: {type: categorical, choices: []}}", "non-empty 'choices'"),
+        ("search_space: {epochs: {type: int, low: 1}}", "needs both 'low' and 'high'"),
+        ("search_space: {epochs: {type: int, low: 1.5, high: 3}}", "whole-number bounds"),
+        ("objective: {metric: ndcg_at_1000}", "evaluation does not produce 'ndcg_at_1000'"),
+        ("sampler: {type: grid}", "grid sampler needs every parameter categorical"),
+        ("pruner: {type: threshold}", "needs 'lower' or 'upper'"),
+        ("trials: 4", "trials"),
+    ],
+)
 def test_bad_tune_configs_are_config_errors(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_tune_config(tune_yaml(tmp_path, body), {})
@@ -56,24 +59,42 @@ def test_the_example_config_and_the_default_space_load() -> None:
 
 
 def test_an_unreachable_storage_stops_the_study_before_training(store, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["tune", "--data", TRAIN["data"], "--golden", TRAIN["golden"],
-                                      "--golden-split", "dev", "--storage",
-                                      f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'optuna.db'}", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "tune",
+            "--data",
+            TRAIN["data"],
+            "--golden",
+            TRAIN["golden"],
+            "--golden-split",
+            "dev",
+            "--storage",
+            f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'optuna.db'}",
+            "--json",
+        ],
+    )
     assert result.exit_code == 1 and "cannot open the Optuna storage" in result.stderr
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("sampler: {seed: -1}", "sampler.seed: Input should be greater than or equal to 0"),
-    ("sampler: {seed: 4294967296}", "sampler.seed: Input should be less than 4294967296"),
-    ("search_space: {epochs: {type: float, low: 1, high: 1000}}",
-     "search_space.epochs reaches 1000, more than 100: set train.max_steps (--max-steps) for longer trials"),
-    ("search_space: {epochs: {type: categorical, choices: [1, 1000000000]}}", "search_space.epochs reaches 1e+09"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("sampler: {seed: -1}", "sampler.seed: Input should be greater than or equal to 0"),
+        ("sampler: {seed: 4294967296}", "sampler.seed: Input should be less than 4294967296"),
+        (
+            "search_space: {epochs: {type: float, low: 1, high: 1000}}",
+            "search_space.epochs reaches 1000, more than 100: set train.max_steps (--max-steps) for longer trials",
+        ),
+        ("search_space: {epochs: {type: categorical, choices: [1, 1000000000]}}", "search_space.epochs reaches 1e+09"),
+    ],
+)
 def test_tune_seeds_and_epochs_are_bounded(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_tune_config(tune_yaml(tmp_path, body), {})
     assert message in str(err.value)
-    with_steps = load_tune_config(tune_yaml(tmp_path, "search_space: {epochs: {type: float, low: 1, high: 1000}}"),
-                                  {"max_steps": 50})
+    with_steps = load_tune_config(
+        tune_yaml(tmp_path, "search_space: {epochs: {type: float, low: 1, high: 1000}}"), {"max_steps": 50}
+    )
     assert with_steps.search_space["epochs"].high == 1000
