@@ -24,15 +24,16 @@ from common import REPO, machine, require_dataset, today
 
 sys.path.insert(0, str(REPO))
 from embedops.core.settings import apply_offline_env
+from monitoring.trigger import RETRAIN_THRESHOLD as THRESHOLD
 
 apply_offline_env()
 
-THRESHOLD = 0.55
 TRIALS = 20
 
 
 def texts(folder: Path, limit: int | None = None) -> list[str]:
-    from evaluation.golden import document_text, read_jsonl
+    from embedops.core.files import read_jsonl
+    from evaluation.golden import document_text
 
     docs = [document_text(o.get("title", ""), o["text"]) for _, o in read_jsonl(folder / "corpus.jsonl")]
     queries = [o["text"] for _, o in read_jsonl(folder / "queries.jsonl")]

@@ -78,7 +78,7 @@ def main() -> None:
         start = time.perf_counter()
         try:
             outcome = promote(ctx, name, "2", policy=policy, golden=str(scifact), progress=False)
-            verdict = outcome["decision"]["verdict"]
+            verdict = outcome.decision.verdict if outcome.decision else "none"
         except Exception as exc:  # a rejection still ran the whole gate
             verdict = f"reject ({type(exc).__name__})"
         gate = time.perf_counter() - start

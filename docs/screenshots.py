@@ -3,56 +3,32 @@
     embedops demo && python docs/screenshots.py demo-home
 
 Reads the demo's registry and MLflow runs (never the printed output): the gate report of the
-fine-tune that passed (v2), of the shuffled-pairs candidate that was rejected (v3), and the
-Evidently drift report of the payroll launch week.
+fine-tune that passed (v2), of the shuffled-pairs candidate that was rejected (v3), and the drift
+report of the payroll launch week with Evidently's page behind it.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from mlflow import MlflowClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+from tests.browser import render
+
 OUT = Path(__file__).resolve().parent / "img"
 MODEL = "helpcenter-embedder"
 
 
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if not found:
+def shoot(page: Path, target: Path, *, height: int, wait_ms: int = 0) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not browser:
         sys.exit("no Chromium found: install it (apt-get install chromium) and run again")
-    return found
-
-
-def shoot(page: Path, target: Path, *, height: int) -> None:
-    with tempfile.TemporaryDirectory() as profile:
-        # The Evidently report draws its plots with JavaScript: give it virtual time to finish.
-        subprocess.run(
-            [
-                chromium(),
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={profile}",
-                "--hide-scrollbars",
-                f"--window-size=1200,{height}",
-                "--virtual-time-budget=15000",
-                f"--screenshot={target}",
-                page.as_uri(),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=180,
-        )
+    render(browser, page, target, width=1200, height=height, wait_ms=wait_ms)
     print(f"{target.relative_to(OUT.parent.parent)}  <- {page}")
 
 
@@ -74,7 +50,10 @@ def main() -> None:
     drifted = client.search_runs(
         [monitoring.experiment_id], "metrics.drifted = 1", order_by=["attributes.start_time ASC"]
     )[0]  # the one that retrained
-    shoot(artifact(drifted.info.run_id, "drift/drift_report.html"), OUT / "drift-report.png", height=800)
+    pages = artifact(drifted.info.run_id, "drift")
+    shoot(pages / "drift_report.html", OUT / "drift-report.png", height=1300)
+    # Evidently draws its plots with JavaScript: give it virtual time to finish.
+    shoot(pages / "evidently.html", OUT / "drift-evidently.png", height=800, wait_ms=15000)
 
 
 if __name__ == "__main__":

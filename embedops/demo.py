@@ -17,9 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from embedops.core.errors import ConfigError, EmbedopsError
+from embedops.core.files import read_jsonl
+
+if TYPE_CHECKING:
+    from registry.ledger import Move
 
 MODEL = "helpcenter-embedder"
 MARKER = ".embedops-demo"
@@ -42,6 +46,30 @@ class Step:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"ok": self.ok}
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Each step's expected and actual outcome and the ledger it left; ``to_dict`` is ``demo --json``."""
+
+    model: str
+    home: str
+    ok: bool  # every step as expected
+    seconds: float
+    steps: list[Step]
+    retrain_report: str | None
+    history: list[Move]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "home": self.home,
+            "ok": self.ok,
+            "seconds": self.seconds,
+            "steps": [s.to_dict() for s in self.steps],
+            "retrain_report": self.retrain_report,
+            "history": [m.to_dict() for m in self.history],
+        }
 
 
 @dataclass(frozen=True)
@@ -93,7 +121,7 @@ def prepare_home(home: Path) -> Path:
 
 def shuffled_pairs(source: Path, target: Path, seed: int = 7) -> Path:
     """The classic data bug: positives shuffled against their anchors, so nearly every pair is wrong."""
-    rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [row for _, row in read_jsonl(source)]
     positives = [r["positive"] for r in rows]
     random.Random(seed).shuffle(positives)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -128,17 +156,15 @@ def run_demo(
     *,
     notify: Callable[[str], None],
     progress: bool = True,
-) -> dict[str, Any]:
+) -> DemoResult:
     """Run every step in order; a step that errors stops the demo (later steps build on it)."""
-    from embedops.core.settings import actor
     from embedops.pipelines import load_retrain_config, retrain
     from monitoring.config import load_drift_config
     from monitoring.job import run_drift
     from monitoring.state import TriggerStore
     from monitoring.windows import read_window
     from registry.gate.policy import load_policy
-    from registry.ledger import Ledger
-    from registry.promotion import Context, GateRejected, promote, rollback
+    from registry.promotion import GateRejected, open_context, promote, rollback
     from registry.register import register_folder
     from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, alias_version
     from training.config import load_config
@@ -146,12 +172,10 @@ def run_demo(
 
     paths = Paths(examples)
     paths.check()
-    ledger = Ledger(settings.ledger_url)
-    manager = Context(ledger=ledger, actor=actor(), artifact_root=settings.artifact_root, cache_dir=settings.cache_dir)
-    automation = Context(
-        ledger=ledger, actor="embedops-retrain", artifact_root=settings.artifact_root, cache_dir=settings.cache_dir
-    )
     policy = load_policy(paths.configs / "policy.yaml")
+    manager = open_context(settings, None, policy.release_managers)
+    automation = open_context(settings, None, [], default_actor="embedops-retrain")
+    ledger = manager.ledger
     drift_cfg = load_drift_config(paths.configs / "drift.yaml")
     retrain_cfg = load_retrain_config(paths.configs / "retrain_payroll.yaml")
     golden = str(paths.helpcenter)
@@ -164,7 +188,9 @@ def run_demo(
 
     def gate(version: str, golden_dir: str, reason: str) -> Step:
         try:
-            out = promote(manager, MODEL, version, policy=policy, golden=golden_dir, reason=reason, progress=progress)
+            out = promote(
+                manager, MODEL, version, policy=policy, golden=golden_dir, reason=reason, progress=progress
+            ).to_dict()
             verdict = "pass"
         except GateRejected as exc:
             out, verdict = exc.payload, "reject"
@@ -192,13 +218,10 @@ def run_demo(
             artifact_root=settings.artifact_root,
             progress=progress,
         )
-        promote(manager, MODEL, reg["version"], policy=policy, initial=True, reason="base model", progress=progress)
-        facts["base_ndcg"] = reg["metrics"]["ndcg_at_10"]
+        promote(manager, MODEL, reg.version, policy=policy, initial=True, reason="base model", progress=progress)
+        facts["base_ndcg"] = reg.metrics["ndcg_at_10"]
         return Step(
-            "",
-            "",
-            actual=aliases(),
-            detail=f"v{reg['version']} all-MiniLM-L6-v2: nDCG@10 {reg['metrics']['ndcg_at_10']:.3f}",
+            "", "", actual=aliases(), detail=f"v{reg.version} all-MiniLM-L6-v2: nDCG@10 {reg.metrics['ndcg_at_10']:.3f}"
         )
 
     def finetune() -> Step:
@@ -232,15 +255,15 @@ def run_demo(
             artifact_root=settings.artifact_root,
             retrain=lambda trigger: retrain(
                 retrain_cfg, automation, artifact_root=settings.artifact_root, trigger=trigger, progress=progress
-            ),
+            ).to_dict(),
             progress=progress,
         )
-        verdict = "drift" if out["drifted"] else "no drift"
-        detail = f"AUC {out['score']:.3f} (threshold {out['threshold']}), {out['window']['current']} texts"
-        actual = f"{verdict}; trigger {out['trigger']['action']}"
-        report = artifact_file(out["run_id"], "drift/drift_report.html")
-        if out["retrain"]:
-            r = out["retrain"]
+        verdict = "drift" if out.drifted else "no drift"
+        detail = f"AUC {out.score:.3f} (threshold {out.threshold}), {out.window['current']} texts"
+        actual = f"{verdict}; trigger {out.trigger.action}"
+        report = artifact_file(out.run_id, "drift/drift_report.html")
+        if out.retrain:
+            r = out.retrain
             facts["retrained"] = str(r["version"])
             actual += f"; retrained v{r['version']} gate {r['verdict']}; {aliases()}"
             detail += f"; retrained nDCG@10 {r['metrics']['ndcg_at_10']:.3f}"
@@ -252,7 +275,7 @@ def run_demo(
 
     def back() -> Step:
         out = rollback(manager, MODEL, reason="demo: support reports worse answers for invoices")
-        return Step("", "", actual=aliases(), detail=f"v{out['previous_production']} -> v{out['production']}")
+        return Step("", "", actual=aliases(), detail=f"v{out.previous_production} -> v{out.production}")
 
     plan: list[tuple[str, str, Callable[[], Step]]] = [
         ("base model -> production", "production v1", base),
@@ -270,16 +293,15 @@ def run_demo(
     ]
     started = time.perf_counter()
     steps = run_steps(plan, notify)
-    moves = [m.to_dict() for m in ledger.history(MODEL)]
-    return {
-        "model": MODEL,
-        "home": str(settings.home),
-        "ok": all(s.ok for s in steps),
-        "seconds": time.perf_counter() - started,
-        "steps": [s.to_dict() for s in steps],
-        "retrain_report": facts.get("retrain_report"),
-        "history": moves,
-    }
+    return DemoResult(
+        model=MODEL,
+        home=str(settings.home),
+        ok=all(s.ok for s in steps),
+        seconds=time.perf_counter() - started,
+        steps=steps,
+        retrain_report=facts.get("retrain_report"),
+        history=ledger.history(MODEL),
+    )
 
 
 def run_steps(plan: list[tuple[str, str, Callable[[], Step]]], notify: Callable[[str], None]) -> list[Step]:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from embedops.core.files import file_sha256, update_from_file
+
 log = logging.getLogger(__name__)
 
 
@@ -79,9 +81,7 @@ def weights_digest(folder: Path) -> str:
         if path.suffix == ".json":
             h.update(canonical_bytes(path))
             continue
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
+        update_from_file(h, path)
     return h.hexdigest()
 
 
@@ -98,10 +98,9 @@ class EmbeddingCache:
             return None
         try:
             meta = json.loads(meta_path.read_text())
-            raw = data_path.read_bytes()
-            if meta.get("key") != asdict(key) or meta.get("sha256") != hashlib.sha256(raw).hexdigest():
+            if meta.get("key") != asdict(key) or meta.get("sha256") != file_sha256(data_path):
                 raise ValueError("key or checksum mismatch")
-            array = np.load(data_path, allow_pickle=False)
+            array: np.ndarray = np.load(data_path, allow_pickle=False)  # a .npy file: one array
             if array.ndim != 2 or array.shape[0] != n_rows or not np.isfinite(array).all():
                 raise ValueError(f"unexpected array {array.shape}")
         except (OSError, ValueError, json.JSONDecodeError) as exc:
@@ -117,7 +116,7 @@ class EmbeddingCache:
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.save(fh, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
-            digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+            digest = file_sha256(Path(tmp))
             os.replace(tmp, data_path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -6,11 +6,12 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from embedops.core.errors import GoldenSetError
+from embedops.core.files import read_jsonl
 from embedops.core.text import check_text
 
 # The split every comparison is made on unless a command, config or policy names another: the gate's.
@@ -45,28 +46,7 @@ def document_text(title: str, text: str) -> str:
     return f"{title} {text}".strip() if title else text.strip()
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, object) for each non-blank line, with typed errors for bad lines."""
-    if not path.is_file():
-        raise GoldenSetError("file not found", path=str(path))
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                raise GoldenSetError(
-                    f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=str(path), row=lineno
-                ) from None
-            except json.JSONDecodeError as exc:
-                raise GoldenSetError(f"not valid JSON ({exc.msg})", path=str(path), row=lineno) from None
-            if not isinstance(obj, dict):
-                raise GoldenSetError("expected a JSON object", path=str(path), row=lineno)
-            yield lineno, obj
-
-
-def _string(obj: dict, key: str, path: Path, lineno: int, *, required: bool = True) -> str:
+def _string(obj: dict[str, Any], key: str, path: Path, lineno: int, *, required: bool = True) -> str:
     value = obj.get(key, "" if not required else None)
     if value is None or (required and key not in obj):
         raise GoldenSetError("missing", path=str(path), row=lineno, field=key)
@@ -138,7 +118,7 @@ def load_golden_set(
     qrels_rows = _read_qrels(root / "qrels" / f"{split}.tsv")
 
     corpus: dict[str, str] = {}
-    for lineno, obj in read_jsonl(corpus_path):
+    for lineno, obj in read_jsonl(corpus_path, error=GoldenSetError):
         doc_id = _string(obj, "_id", corpus_path, lineno)
         if doc_id in corpus:
             raise GoldenSetError(f"duplicate document id '{doc_id}'", path=str(corpus_path), row=lineno)
@@ -149,7 +129,7 @@ def load_golden_set(
         raise GoldenSetError("corpus is empty", path=str(corpus_path))
 
     queries: dict[str, str] = {}
-    for lineno, obj in read_jsonl(queries_path):
+    for lineno, obj in read_jsonl(queries_path, error=GoldenSetError):
         q_id = _string(obj, "_id", queries_path, lineno)
         if q_id in queries:
             raise GoldenSetError(f"duplicate query id '{q_id}'", path=str(queries_path), row=lineno)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from embedops.core.progress import phase, say
 from evaluation.cache import CacheKey, EmbeddingCache, weights_digest
 from evaluation.evaluator import EvaluationResult, encode, evaluate
 from evaluation.golden import DEFAULT_SPLIT, GoldenSet, load_golden_set
@@ -74,17 +75,23 @@ def evaluate_loaded(
     key = CacheKey(loaded.digest, golden.digest, int(model.max_seq_length), mode)
     corpus = cache.load(key, len(golden.corpus_ids)) if cache else None
     cache_hit = corpus is not None
+    n_docs, n_queries = len(golden.corpus_ids), len(golden.query_ids)
     with autocast(mode):
         if corpus is None:
-            corpus = encode(model, golden.corpus_texts, batch_size=batch_size, progress=progress, what="documents")
+            with phase(f"embedding {n_docs} documents with {loaded.ref}", count=n_docs):
+                corpus = encode(model, golden.corpus_texts, batch_size=batch_size, progress=progress, what="documents")
             if cache:
                 cache.save(key, corpus)
-        result = evaluate(model, golden, batch_size=batch_size, progress=progress, corpus_embeddings=corpus)
-        latency = (
-            latency_profile(model, golden.query_texts, calls=latency_calls, batch_size=batch_size).metrics()
-            if latency_calls
-            else None
-        )
+        else:
+            say(f"{n_docs} document vectors of {loaded.ref} from the cache")
+        with phase(f"embedding and scoring {n_queries} queries with {loaded.ref}", count=n_queries, unit="queries"):
+            result = evaluate(model, golden, batch_size=batch_size, progress=progress, corpus_embeddings=corpus)
+        latency = None
+        if latency_calls:
+            with phase(f"latency: {latency_calls} single-text calls", count=latency_calls, unit="calls"):
+                latency = latency_profile(
+                    model, golden.query_texts, calls=latency_calls, batch_size=batch_size
+                ).metrics()
     ci = {name: bootstrap_mean_ci([q[name] for q in result.per_query.values()]) for name in result.metrics}
     report = EvaluationReport(
         model=loaded.ref,
@@ -124,8 +131,10 @@ def run_evaluation(
     ``loader`` turns the reference into a model; the CLI passes the registry's, which verifies a
     registered version against its manifest first (evaluation cannot import the registry)."""
     start = time.perf_counter()
-    golden = load_golden_set(golden_dir, split, strict=strict, drop_self_matches=drop_self_matches)
-    loaded = (loader or load_for_evaluation)(model_ref)
+    with phase(f"reading the golden set {golden_dir} [{split}]"):
+        golden = load_golden_set(golden_dir, split, strict=strict, drop_self_matches=drop_self_matches)
+    with phase(f"loading {model_ref}"):
+        loaded = (loader or load_for_evaluation)(model_ref)
     report, result = evaluate_loaded(
         loaded,
         golden,

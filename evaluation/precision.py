@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Literal
+from typing import Literal, cast
 
 log = logging.getLogger(__name__)
 Precision = Literal["fp32", "bf16"]
@@ -16,7 +16,7 @@ def bf16_supported() -> bool:
     import torch
 
     if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
+        return cast(bool, torch.cuda.is_bf16_supported())  # torch leaves it unannotated
     cpu = getattr(torch, "cpu", None)
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(getattr(cpu, name, lambda: False)() for name in checks)
@@ -28,10 +28,10 @@ def effective_precision(requested: str) -> Precision:
     if requested == "bf16" and not bf16_supported():
         log.warning("bf16 requested but this machine has no native bf16: encoding in fp32")
         return "fp32"
-    return requested  # type: ignore[return-value]
+    return "bf16" if requested == "bf16" else "fp32"
 
 
-def autocast(precision: Precision) -> contextlib.AbstractContextManager:
+def autocast(precision: Precision) -> contextlib.AbstractContextManager[None]:
     """A context in which model forward passes run at ``precision`` (weights stay fp32)."""
     import torch
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from embedops.core.progress import say
 from embedops.core.runs import ensure_experiment
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from evaluation.evaluator import EvaluationResult
     from evaluation.job import EvaluationReport
 
 
-def per_query_table(result: EvaluationResult) -> object:
+def per_query_table(result: EvaluationResult) -> pd.DataFrame:
     import pandas as pd
 
     frame = pd.DataFrame.from_dict(result.per_query, orient="index")
@@ -28,6 +31,7 @@ def log_evaluation(
     """One MLflow run per evaluation: metrics, CIs, latency, the per-query table, the digest."""
     import mlflow
 
+    say("logging the evaluation run to MLflow")
     experiment_id = ensure_experiment(experiment, artifact_root)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(
@@ -56,4 +60,4 @@ def log_evaluation(
             summary = Path(tmp) / "summary.json"
             summary.write_text(json.dumps(report.to_dict(), indent=2))
             mlflow.log_artifact(str(summary), artifact_path="evaluation")
-        return run.info.run_id
+        return cast(str, run.info.run_id)  # RunInfo.run_id is unannotated in MLflow

@@ -11,41 +11,102 @@ import os
 import socket
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from embedops.core.errors import EmbedopsError
+from embedops.core.progress import phase, say
 from embedops.core.runs import ensure_experiment
 from evaluation.cache import CacheKey, EmbeddingCache
 from evaluation.evaluator import encode
-from evaluation.precision import autocast, effective_precision
+from evaluation.precision import Precision, autocast, effective_precision
 from monitoring.config import DriftConfig
 from monitoring.detect import drift_scores
+from monitoring.drift_report import DriftPage, farthest_texts
 from monitoring.state import TriggerStore
 from monitoring.tokens import token_signals
+from monitoring.trigger import TriggerDecision
 from monitoring.windows import Window
 from registry import store
-from registry.store import PRODUCTION, RegistryError
 from registry.verified import load_version
 
 MONITORING_EXPERIMENT = "monitoring"
+EVIDENTLY_PAGE = "evidently.html"  # beside drift_report.html, which links to it
+# Monitoring never imports training: the retrain arrives as a callable, and its result as the plain
+# dict its own ``to_dict`` made.
 RetrainFn = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class DriftResult:
+    """One drift window's score and decision; ``to_dict`` is ``drift --json``."""
+
+    model: str
+    version: str  # the production version whose embeddings were compared
+    score: float  # domain-classifier ROC AUC: 0.5 is no drift
+    threshold: float
+    p_value: float
+    ks_dimensions: int
+    drifted: bool
+    window: dict[str, int | str | None]  # sizes and digests of the windows; the current one's start and end, if given
+    tokenizer: dict[str, dict[str, float]]  # unknown-token and truncation rates, current and reference
+    trigger: TriggerDecision
+    idempotency_key: str
+    run_id: str
+    report_logged: bool
+    retrain: dict[str, Any] | None = None
+    retrain_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def embed_window(
-    loaded: Any, window: Window, *, precision: str, cache: EmbeddingCache | None, progress: bool
+    loaded: Any, window: Window, *, precision: Precision, cache: EmbeddingCache | None, progress: bool, what: str
 ) -> np.ndarray:
     """Vectors for a window, cached by (model weights, window digest, max_seq_length, precision)."""
     key = CacheKey(loaded.digest, window.digest, int(loaded.model.max_seq_length), precision)
     cached = cache.load(key, len(window.texts)) if cache else None
     if cached is not None:
+        say(f"{len(window.texts)} {what} texts' vectors from the cache")
         return cached
-    with autocast(precision):  # type: ignore[arg-type]
-        vectors = encode(loaded.model, window.texts, batch_size=64, progress=progress, what="window texts")
+    n = len(window.texts)
+    with phase(f"embedding {n} {what} texts with {loaded.ref}", count=n), autocast(precision):
+        vectors = encode(loaded.model, window.texts, batch_size=64, progress=progress, what=f"{what} texts")
     if cache:
         cache.save(key, vectors)
     return vectors
+
+
+def log_report(reference: np.ndarray, current: np.ndarray, *, threshold: float) -> bool:
+    """Evidently's HTML report (``drift/evidently.html``) as an artifact of the active run. A report that
+    fails to build (its t-SNE refuses small windows) costs the report, never the drift result."""
+    import mlflow
+
+    from monitoring.report import write_evidently_report
+
+    try:
+        with phase("building the Evidently drift report"), tempfile.TemporaryDirectory() as tmp:
+            path = write_evidently_report(reference, current, Path(tmp) / EVIDENTLY_PAGE, threshold=threshold)
+            mlflow.log_artifact(str(path), artifact_path="drift")
+    except Exception as exc:  # Evidently and scipy raise many kinds; the message is what matters
+        problem = f"{type(exc).__name__}: {exc}"[:500]
+        say(f"no Evidently report: {problem}")
+        mlflow.set_tag("report_error", problem)
+        return False
+    return True
+
+
+def log_drift_page(page: DriftPage) -> None:
+    """embedops' own report (``drift/drift_report.html``): cheap, so every drift run has one."""
+    import mlflow
+
+    from monitoring.drift_report import render_drift_html
+
+    mlflow.log_text(render_drift_html(page), "drift/drift_report.html")
 
 
 def idempotency_key(version: str, reference: Window, current: Window, config: DriftConfig) -> str:
@@ -65,18 +126,19 @@ def run_drift(
     retrain: RetrainFn | None = None,
     force_report: bool = False,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> DriftResult:
     import mlflow
 
-    version = store.alias_version(name, PRODUCTION)
-    if version is None:
-        raise RegistryError(f"{name} has nothing in production: drift is measured with the production model")
-    loaded = load_version(store.get_version(name, version))
+    version = store.production_version(name, ": drift is measured with the production model")
+    with phase(f"loading production models:/{name}/{version} (checked against its manifest)"):
+        loaded = load_version(store.get_version(name, version))
     precision = effective_precision(config.precision)
     cache = EmbeddingCache(cache_dir) if cache_dir else None
-    ref_vectors = embed_window(loaded, reference, precision=precision, cache=cache, progress=progress)
-    cur_vectors = embed_window(loaded, current, precision=precision, cache=cache, progress=progress)
-    scores = drift_scores(ref_vectors, cur_vectors, pca_components=config.pca_components)
+    ref_vectors = embed_window(loaded, reference, precision=precision, cache=cache, progress=progress, what="reference")
+    cur_vectors = embed_window(loaded, current, precision=precision, cache=cache, progress=progress, what="current")
+    n = len(ref_vectors) + len(cur_vectors)
+    with phase(f"scoring drift: a classifier between the windows, {n} vectors", count=n, unit="vectors"):
+        scores = drift_scores(ref_vectors, cur_vectors, pca_components=config.pca_components)
     max_len = int(loaded.model.max_seq_length)
     signals = {
         "current": token_signals(loaded.model.tokenizer, current.texts, max_len).to_dict(),
@@ -106,9 +168,13 @@ def run_drift(
                 "current": current.source,
                 "retrain_threshold": config.trigger.retrain_threshold,
             }
+            | {k: v for k, v in zip(("window_start", "window_end"), current.span, strict=True) if v}
         )
+        # Stamped with the window's end, MLflow's time axis plots drift over traffic time, not job time.
         mlflow.log_metrics(
-            {
+            step=0,
+            timestamp=int(current.end.timestamp() * 1000) if current.end else None,
+            metrics={
                 "drift_auc": scores.auc,
                 "ks_p_value": scores.ks_p_value,
                 "ks_dimensions": scores.ks_dimensions,
@@ -119,7 +185,7 @@ def run_drift(
                 "reference_unknown_token_rate": signals["reference"]["unknown_token_rate"],
                 "reference_truncation_rate": signals["reference"]["truncation_rate"],
                 "drifted": float(decision.drifted),
-            }
+            },
         )
         mlflow.set_tags(
             {
@@ -133,50 +199,74 @@ def run_drift(
         )
         report_logged = False
         if force_report or (decision.drifted and config.report == "on_drift") or config.report == "always":
-            from monitoring.report import write_evidently_report
-
-            with tempfile.TemporaryDirectory() as tmp:
-                path = write_evidently_report(
-                    ref_vectors,
-                    cur_vectors,
-                    Path(tmp) / "drift_report.html",
-                    threshold=config.trigger.retrain_threshold,
-                )
-                mlflow.log_artifact(str(path), artifact_path="drift")
-                report_logged = True
+            report_logged = log_report(ref_vectors, cur_vectors, threshold=config.trigger.retrain_threshold)
+        log_drift_page(
+            DriftPage(
+                model=name,
+                version=version,
+                score=scores.auc,
+                threshold=config.trigger.retrain_threshold,
+                drifted=decision.drifted,
+                action=decision.action,
+                reason=decision.reason,
+                window_start=current.span[0],
+                window_end=current.span[1],
+                current_source=current.source,
+                reference_source=reference.source,
+                n_current=len(current.texts),
+                n_reference=len(reference.texts),
+                p_value=scores.ks_p_value,
+                ks_dimensions=scores.ks_dimensions,
+                tokenizer=signals,
+                examples=farthest_texts(ref_vectors, cur_vectors, current.texts),
+                run_id=run.info.run_id,
+                evidently_page=EVIDENTLY_PAGE if report_logged else None,
+            )
+        )
         drift_run_id = run.info.run_id
 
     retrain_result: dict[str, Any] | None = None
     retrain_error: str | None = None
     if decision.action == "retrain" and retrain is not None:
         try:
-            retrain_result = retrain(
-                {"model": name, "version": version, "drift_run_id": drift_run_id, "window": current.source}
+            with phase(f"drift flagged: retraining {name} (train, register, gate)"):
+                retrain_result = retrain(
+                    {"model": name, "version": version, "drift_run_id": drift_run_id, "window": current.source}
+                )
+        except Exception as exc:  # any failure of the retrain: the drift result still stands and is reported
+            retrain_error = str(exc) if isinstance(exc, EmbedopsError) else f"{type(exc).__name__}: {exc}"
+            trigger_store.finish(
+                model=name,
+                holder=holder,
+                succeeded=False,
+                policy=config.trigger,
+                key=key,
+                error=retrain_error,
+                version=version,
             )
-        except Exception as exc:  # counted by the breaker, then re-raised for the caller's exit code
-            retrain_error = f"{type(exc).__name__}: {exc}"
-            trigger_store.finish(model=name, holder=holder, succeeded=False, policy=config.trigger)
-            raise
-        trigger_store.finish(model=name, holder=holder, succeeded=True, policy=config.trigger)
-    return {
-        "model": name,
-        "version": version,
-        "score": scores.auc,
-        "threshold": config.trigger.retrain_threshold,
-        "p_value": scores.ks_p_value,
-        "ks_dimensions": scores.ks_dimensions,
-        "drifted": decision.drifted,
-        "window": {
+        else:
+            trigger_store.finish(model=name, holder=holder, succeeded=True, policy=config.trigger)
+    return DriftResult(
+        model=name,
+        version=version,
+        score=scores.auc,
+        threshold=config.trigger.retrain_threshold,
+        p_value=scores.ks_p_value,
+        ks_dimensions=scores.ks_dimensions,
+        drifted=decision.drifted,
+        window={
             "current": len(current.texts),
             "reference": len(reference.texts),
             "current_digest": current.digest,
             "reference_digest": reference.digest,
+            "start": current.span[0],
+            "end": current.span[1],
         },
-        "tokenizer": signals,
-        "trigger": decision.to_dict(),
-        "idempotency_key": key,
-        "run_id": drift_run_id,
-        "report_logged": report_logged,
-        "retrain": retrain_result,
-        "retrain_error": retrain_error,
-    }
+        tokenizer=signals,
+        trigger=decision,
+        idempotency_key=key,
+        run_id=drift_run_id,
+        report_logged=report_logged,
+        retrain=retrain_result,
+        retrain_error=retrain_error,
+    )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from embedops.core.errors import DataError
+from embedops.core.files import read_jsonl
 from embedops.core.text import check_text
 from embedops.core.times import parse_iso
 
@@ -27,6 +27,14 @@ class Window:
     digest: str  # sha256 over the sampled texts, in order: the window's identity
     total: int  # lines in the time range before sampling
     dropped_empty: int
+    # The time the window covers: the --start/--end range, else its first and last ``ts`` (None without any).
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+
+    @property
+    def span(self) -> tuple[str | None, str | None]:
+        """(start, end) as ISO text, for params, reports and --json."""
+        return (self.start.isoformat() if self.start else None, self.end.isoformat() if self.end else None)
 
 
 def text_digest(texts: list[str]) -> str:
@@ -67,22 +75,11 @@ def read_window(
     if not files:
         raise DataError("no *.jsonl files in the traffic folder", path=str(root))
     texts: list[str] = []
+    stamps: list[dt.datetime] = []
     dropped = 0
     for file in files:
-        try:
-            raw = file.read_bytes()
-        except OSError as exc:
-            raise DataError(f"cannot read ({exc.strerror})", path=str(file)) from None
-        for lineno, line in enumerate(raw.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise DataError("not UTF-8 text", path=str(file), row=lineno) from None
-            except json.JSONDecodeError as exc:
-                raise DataError(f"not valid JSON ({exc.msg})", path=str(file), row=lineno) from None
-            if not isinstance(record, dict) or "text" not in record:
+        for lineno, record in read_jsonl(file):
+            if "text" not in record:
                 raise DataError("expected an object with a 'text' field", path=str(file), row=lineno)
             text = record["text"]
             if text is not None and not isinstance(text, str):
@@ -99,12 +96,14 @@ def read_window(
                     row=lineno,
                     field="ts",
                 )
-            if (start and stamp < start) or (end and stamp >= end):
+            if stamp is not None and ((start and stamp < start) or (end and stamp >= end)):
                 continue
             if not text or not text.strip():
                 dropped += 1
                 continue
             texts.append(text.strip())
+            if stamp is not None:
+                stamps.append(stamp)
     total = len(texts)
     if total == 0:
         raise DataError(f"the window has no usable texts ({dropped} empty)", path=str(root))
@@ -116,4 +115,12 @@ def read_window(
             "widen the time range or add traffic (and keep the sample size at least that)",
             path=str(root),
         )
-    return Window(texts=texts, source=str(root), digest=text_digest(texts), total=total, dropped_empty=dropped)
+    return Window(
+        texts=texts,
+        source=str(root),
+        digest=text_digest(texts),
+        total=total,
+        dropped_empty=dropped,
+        start=start or (min(stamps) if stamps else None),
+        end=end or (max(stamps) if stamps else None),
+    )

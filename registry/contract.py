@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from embedops.core.files import file_sha256
 from evaluation.cache import canonical_bytes
 
 if TYPE_CHECKING:
@@ -74,11 +75,7 @@ def folder_manifest(folder: Path) -> dict[str, str]:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         if path.relative_to(folder).as_posix() in WRITTEN_AT_REGISTRATION:
             continue
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-        manifest[path.relative_to(folder).as_posix()] = h.hexdigest()
+        manifest[path.relative_to(folder).as_posix()] = file_sha256(path)
     return manifest
 
 

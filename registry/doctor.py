@@ -39,6 +39,20 @@ class Finding:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class DoctorReport:
+    """What ``doctor`` found (and fixed); ``to_dict`` is ``doctor --json``."""
+
+    models: list[str]
+    findings: list[Finding]
+    clean: bool  # nothing remains to fix
+    fixed: int
+    remaining: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def stale_runs(client: Any, older_than_hours: float) -> list[Finding]:
     cutoff_ms = (time.time() - older_than_hours * 3600) * 1000
     experiments = [e.experiment_id for e in client.search_experiments()]
@@ -179,7 +193,7 @@ def repair_alias(ledger: Ledger, finding: Finding, actor: str) -> None:
         )
 
 
-def examine(ledger: Ledger, *, models: list[str] | None, stale_hours: float, fix: bool, actor: str) -> dict[str, Any]:
+def examine(ledger: Ledger, *, models: list[str] | None, stale_hours: float, fix: bool, actor: str) -> DoctorReport:
     client = store.client()
     names = models or sorted(m.name for m in client.search_registered_models(max_results=1000))
     findings = stale_runs(client, stale_hours)
@@ -206,10 +220,10 @@ def examine(ledger: Ledger, *, models: list[str] | None, stale_hours: float, fix
                 repair_alias(ledger, finding, actor)
             finding.fixed = True
     remaining = [f for f in findings if not f.fixed]
-    return {
-        "models": names,
-        "findings": [f.to_dict() for f in findings],
-        "clean": not remaining,
-        "fixed": sum(f.fixed for f in findings),
-        "remaining": len(remaining),
-    }
+    return DoctorReport(
+        models=names,
+        findings=findings,
+        clean=not remaining,
+        fixed=sum(f.fixed for f in findings),
+        remaining=len(remaining),
+    )

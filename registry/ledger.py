@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from embedops.core.times import parse_iso
 
-Action = Literal["promote", "rollback", "retrain", "candidate", "repair"]
+Action = Literal["promote", "rollback", "retrain", "candidate", "repair", "gate", "breaker"]
 Outcome = Literal["success", "rejected", "conflict", "failed", "denied", "pending"]
 
 metadata = sa.MetaData()
@@ -108,13 +108,9 @@ def format_ts(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def parse_ts(value: str) -> dt.datetime:
-    return parse_iso(value)
-
-
 def interrupted(rows: list[Move]) -> list[Move]:
     """The ``pending`` rows no outcome row followed: moves whose job died halfway."""
-    settled: set[tuple] = set()
+    settled: set[tuple[str, str, str | None, str | None]] = set()
     found = []
     for row in reversed(rows):
         key = (row.alias, row.action, row.from_version, row.to_version)
@@ -143,7 +139,7 @@ class Ledger:
             for statement in APPEND_ONLY_SQLITE if self.dialect == "sqlite" else APPEND_ONLY_POSTGRES:
                 conn.exec_driver_sql(statement)
 
-    def now_sql(self) -> sa.ColumnElement:
+    def now_sql(self) -> sa.ColumnElement[str]:
         """The database clock as an ISO-8601 UTC string expression (one clock for every worker)."""
         if self.dialect == "sqlite":
             return sa.func.strftime("%Y-%m-%dT%H:%M:%fZ", "now")
@@ -264,7 +260,7 @@ class Ledger:
         return Move(**dict(row)) if row else None
 
     def now(self, conn: Connection) -> dt.datetime:
-        return parse_ts(conn.execute(sa.select(self.now_sql())).scalar_one())
+        return parse_iso(conn.execute(sa.select(self.now_sql())).scalar_one())
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -57,15 +57,23 @@ def pip_requirements() -> list[str]:
     ]
 
 
+def embedding_dimension(model: SentenceTransformer) -> int:
+    """The width of the model's vectors; a model that cannot say is not one a version can promise."""
+    dim = model.get_embedding_dimension()
+    if dim is None:
+        raise ModelError("the model does not report its embedding dimension: not logging it")
+    return dim
+
+
 def log_model(model: SentenceTransformer) -> ModelInfo:
     import mlflow
     from mlflow.models import infer_signature
 
-    dim = model.get_embedding_dimension()
-    signature = infer_signature(["a text"], np.zeros((1, dim), dtype=np.float32))
-    return mlflow.sentence_transformers.log_model(
+    signature = infer_signature(["a text"], np.zeros((1, embedding_dimension(model)), dtype=np.float32))
+    info = mlflow.sentence_transformers.log_model(
         model, name="model", signature=signature, pip_requirements=pip_requirements()
     )
+    return cast("ModelInfo", info)  # MLflow leaves log_model's return unannotated
 
 
 def verify_logged_model(model_uri: str, dim: int) -> dict[str, str]:
@@ -108,7 +116,7 @@ def log_verified_model(
     tags = contract_tags(model, tokenizer_hash=log_tokenizer(model), base_model=base_model) | (extra_tags or {})
     mlflow.set_tags(tags)
     info = log_model(model)
-    tags[MANIFEST_TAG] = log_manifest(verify_logged_model(info.model_uri, model.get_embedding_dimension()))
+    tags[MANIFEST_TAG] = log_manifest(verify_logged_model(info.model_uri, embedding_dimension(model)))
     return info.model_uri, tags
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from embedops.core.errors import EmbedopsError
 from registry import store
 from registry.ledger import Action, Ledger, Move, as_settled, rollback_target
-from registry.store import PREVIOUS, PRODUCTION, RegistryError
+from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, RegistryError
 
 
 class ConcurrentMoveError(RegistryError):
@@ -122,6 +122,33 @@ def move_production(
             raise failure
         raise RegistryError(f"moving production failed and was undone: {failure}") from failure
     return MoveResult(name, expected, to_version, expected)
+
+
+def set_candidate(
+    ledger: Ledger,
+    *,
+    name: str,
+    version: str,
+    actor: str,
+    reason: str,
+    decision_run_id: str | None = None,
+    action: Literal["candidate", "gate"] = "candidate",
+) -> None:
+    """Point ``candidate`` at ``version``, on record (an ``action`` row, pending first; ``gate`` when a
+    passed ``promote --gate-only`` put it there).
+    For a caller holding ``ledger.mutex(name)``: the alias read for ``from_version`` and the move are one step."""
+    row = dict(
+        actor=actor,
+        action=action,
+        model=name,
+        alias=CANDIDATE,
+        from_version=store.alias_version(name, CANDIDATE),
+        to_version=version,
+        reason=reason,
+        decision_run_id=decision_run_id,
+    )
+    with recorded(ledger, row):
+        store.set_alias(name, CANDIDATE, version)
 
 
 @contextmanager

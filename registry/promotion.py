@@ -7,21 +7,26 @@ import json
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
 from embedops.core.errors import ConfigError, EmbedopsError
 from embedops.core.names import parse_version, validate_name
+from embedops.core.progress import phase
 from embedops.core.runs import ensure_experiment
+from embedops.core.settings import Settings
 from evaluation.golden import load_golden_set
 from registry import store
 from registry.gate.decision import GateDecision
 from registry.gate.policy import GatePolicy
-from registry.gate.report import render_html
-from registry.ledger import Ledger, rollback_target
-from registry.moves import authorize, move_production, recorded
+from registry.gate.report import DecisionRecord, render_html
+from registry.ledger import Ledger, Move, format_ts, rollback_target
+from registry.moves import authorize, move_production, recorded, set_candidate
 from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, RegistryError
+
+if TYPE_CHECKING:
+    from registry.gate.evidence import GateRun
 
 PROMOTIONS_EXPERIMENT = "promotions"
 
@@ -32,6 +37,64 @@ class GateRejected(EmbedopsError):
     def __init__(self, message: str, payload: dict[str, Any]) -> None:
         super().__init__(message)
         self.payload = payload
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    """What ``promote`` did; ``to_dict`` is ``promote --json`` (and a rejection's payload)."""
+
+    model: str
+    version: str  # the version that was gated or moved
+    previous_production: str | None
+    moved: bool
+    production: str | None  # production after the job
+    decision_run_id: str | None = None
+    decision: GateDecision | None = None
+    candidate: str | None = None  # --gate-only: the version `candidate` now points at
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "model": self.model,
+            "version": self.version,
+            "previous_production": self.previous_production,
+            "moved": self.moved,
+            "production": self.production,
+            "decision_run_id": self.decision_run_id,
+            "decision": self.decision.to_dict() if self.decision else None,
+        }
+        if self.candidate is not None:
+            out["candidate"] = self.candidate
+        return out
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    """What ``rollback`` did; ``to_dict`` is ``rollback --json``."""
+
+    model: str
+    production: str
+    previous_production: str
+    moved: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class HistoryResult:
+    """A model's ledger rows, oldest first; with ``at``, which version production was then."""
+
+    model: str
+    moves: list[Move]
+    at: dt.datetime | None = None
+    production_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.model, "moves": [m.to_dict() for m in self.moves]}
+        if self.at is not None:
+            out["at"] = self.at.isoformat()
+            out["production_at"] = self.production_at
+        return out
 
 
 @dataclass(frozen=True)
@@ -51,10 +114,32 @@ class Context:
         authorize(self.actor, self.release_managers, mlflow_grant=grant, model=name)
 
 
-def log_decision(decision: GateDecision, name: str, golden: str, artifact_root: str | None) -> str:
+def open_context(
+    settings: Settings, who: str | None, policy_managers: list[str], default_actor: str | None = None
+) -> Context:
+    """The context every command and the demo work in: the store's ledger, the actor the tracking
+    server authenticated (else ``who``), and the grant lookup that authorizes moves."""
+    from embedops.core.settings import release_managers
+    from registry.access import model_grant, resolve_actor
+
+    acting = resolve_actor(settings.tracking_uri, who, default_actor)
+    return Context(
+        ledger=Ledger(settings.ledger_url),
+        actor=acting,
+        artifact_root=settings.artifact_root,
+        cache_dir=settings.cache_dir,
+        release_managers=release_managers(policy_managers),
+        grant_lookup=lambda name: model_grant(settings.tracking_uri, acting, name),
+    )
+
+
+def log_decision(
+    gate: GateRun, name: str, golden: str, split: str, artifact_root: str | None, record: DecisionRecord
+) -> str:
     """One run in the ``promotions`` experiment with the decision as JSON and as an HTML report."""
     import mlflow
 
+    decision = gate.decision
     experiment_id = ensure_experiment(PROMOTIONS_EXPERIMENT, artifact_root)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-v{decision.candidate_version}") as run:
         mlflow.log_params(
@@ -63,6 +148,7 @@ def log_decision(decision: GateDecision, name: str, golden: str, artifact_root: 
                 "candidate_version": decision.candidate_version,
                 "production_version": decision.production_version,
                 "golden": golden,
+                "golden_split": split,
                 "primary_metric": decision.primary_metric,
             }
         )
@@ -71,6 +157,9 @@ def log_decision(decision: GateDecision, name: str, golden: str, artifact_root: 
                 "verdict": decision.verdict,
                 "golden_digest": decision.golden_digest,
                 "reindex_required": str(decision.reindex_required).lower(),
+                "actor": record.actor,
+                "action": record.action,
+                "reason": record.reason[:5000],
             }
         )
         metrics = {f"candidate_{k}": v for k, v in decision.candidate_metrics.items()}
@@ -83,10 +172,18 @@ def log_decision(decision: GateDecision, name: str, golden: str, artifact_root: 
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "decision.json").write_text(json.dumps(decision.to_dict(), indent=2))
             (Path(tmp) / "report.html").write_text(
-                render_html(decision, name, golden=golden, run_id=run.info.run_id), encoding="utf-8"
+                render_html(
+                    decision,
+                    name,
+                    golden=f"{golden} [{split}]",
+                    run_id=run.info.run_id,
+                    record=record,
+                    changes=gate.changes,
+                ),
+                encoding="utf-8",
             )
             mlflow.log_artifacts(tmp, artifact_path="gate")
-        return run.info.run_id
+        return cast(str, run.info.run_id)  # RunInfo.run_id is unannotated in MLflow
 
 
 def promote(
@@ -104,7 +201,8 @@ def promote(
     gate_only: bool = False,
     allow_reindex: bool = False,
     progress: bool = True,
-) -> dict[str, Any]:
+    notify: Callable[[str], None] = lambda _: None,
+) -> MoveResult:
     """Gate ``version`` against production and move the aliases; raises GateRejected on a failed gate.
 
     ``gate_only`` (what automation may do) points ``candidate`` at a version that passed and leaves
@@ -114,11 +212,13 @@ def promote(
     candidate = store.get_version(name, resolve_alias(name, version))
     if not gate_only:
         ctx.may_move_production(name)
-    current = store.alias_version(name, PRODUCTION)
+    current = (
+        store.alias_version(name, PRODUCTION)
+        if initial
+        else store.production_version(name, " yet: the first promotion needs --initial")
+    )
     if current == candidate.version:
         raise RegistryError(f"{name} v{candidate.version} is already production; nothing was moved")
-    if current is None and not initial:
-        raise RegistryError(f"{name} has nothing in production yet: the first promotion needs --initial")
     if current is not None and initial:
         raise RegistryError(f"{name} already has production v{current}: --initial is only for the first promotion")
     if skip_gate and not reason.strip():
@@ -126,7 +226,7 @@ def promote(
     if gate_only and (skip_gate or current is None):
         raise ConfigError("--gate-only needs a production version to gate against and cannot skip the gate")
     expected = parse_version(expected_production) if expected_production is not None else current
-    refusal = dict(action="promote", model=name, current=current, target=candidate.version, reason=reason)
+    refusal = Refusal(action="promote", model=name, current=current, target=candidate.version, reason=reason)
     if skip_gate and current is not None and not allow_reindex:
         changed = contract_changes(store.get_version(name, current), candidate)
         if changed:
@@ -139,13 +239,11 @@ def promote(
 
     decision_run_id = None
     decision: GateDecision | None = None
-    golden_dir = golden or policy.golden
     if current is not None and not skip_gate:
-        if not golden_dir:
-            raise ConfigError("the gate needs a golden set: pass --golden DIR or set golden: in the policy file")
+        golden_dir, split = gate_golden_set(candidate, golden, golden_split, policy, notify)
         from registry.gate.evidence import run_gate  # loads torch: only when a gate actually runs
 
-        golden_set = load_golden_set(golden_dir, golden_split or policy.golden_split)
+        golden_set = load_golden_set(golden_dir, split)
         with recorded_refusal(ctx, **refusal):
             gate = run_gate(
                 candidate,
@@ -156,25 +254,38 @@ def promote(
                 progress=progress,
             )
         decision = gate.decision
-        decision_run_id = log_decision(decision, name, str(golden_dir), ctx.artifact_root)
+        with phase("logging the decision and its HTML report to MLflow"):
+            record = DecisionRecord(
+                ctx.actor, format_ts(dt.datetime.now(dt.UTC)), reason, "gate" if gate_only else "promote"
+            )
+            decision_run_id = log_decision(gate, name, golden_dir, split, ctx.artifact_root, record)
         store.tag_version(
-            name, candidate.version, {"gate_verdict": decision.verdict, "gate_decision_run_id": decision_run_id}
+            name,
+            candidate.version,
+            {
+                "gate_verdict": decision.verdict,
+                "gate_decision_run_id": decision_run_id,
+                GATE_GOLDEN: golden_dir,
+                GATE_GOLDEN_SPLIT: split,
+            },
         )
         if not decision.passed:
             failed = ", ".join(c.name for c in decision.failed_checks)
+            # A --gate-only run is a preview that could only have moved `candidate`: a gate row, not a
+            # rejected production move.
             ctx.ledger.record(
                 actor=ctx.actor,
-                action="promote",
+                action="gate" if gate_only else "promote",
                 model=name,
-                alias=PRODUCTION,
-                from_version=current,
+                alias=CANDIDATE if gate_only else PRODUCTION,
+                from_version=store.alias_version(name, CANDIDATE) if gate_only else current,
                 to_version=candidate.version,
                 outcome="rejected",
                 reason=reason,
                 decision_run_id=decision_run_id,
                 detail=f"failed: {failed}",
             )
-            payload = result_payload(name, candidate.version, current, decision, decision_run_id, moved=False)
+            payload = MoveResult(name, candidate.version, current, False, current, decision_run_id, decision).to_dict()
             raise GateRejected(
                 f"gate rejected {name} v{candidate.version} against production v{current} "
                 f"(failed: {failed}); production is unchanged",
@@ -184,21 +295,18 @@ def promote(
         check_files_or_record(ctx, candidate, action="promote", current=current, reason=reason)
     if gate_only:
         with ctx.ledger.mutex(name):
-            row = dict(
+            set_candidate(
+                ctx.ledger,
+                name=name,
+                version=candidate.version,
                 actor=ctx.actor,
-                action="candidate",
-                model=name,
-                alias=CANDIDATE,
-                from_version=store.alias_version(name, CANDIDATE),
-                to_version=candidate.version,
                 reason=reason or "passed the gate",
                 decision_run_id=decision_run_id,
+                action="gate",
             )
-            with recorded(ctx.ledger, row):
-                store.set_alias(name, CANDIDATE, candidate.version)
-        return result_payload(name, candidate.version, current, decision, decision_run_id, moved=False) | {
-            "candidate": candidate.version
-        }
+        return MoveResult(
+            name, candidate.version, current, False, current, decision_run_id, decision, candidate.version
+        )
     why = reason or ("initial promotion" if initial else "passed the gate")
     if skip_gate:
         why = f"gate skipped: {reason}"
@@ -213,7 +321,33 @@ def promote(
         decision_run_id=decision_run_id,
     )
     clear_candidate(ctx, name, candidate.version)
-    return result_payload(name, candidate.version, current, decision, decision_run_id, moved=True)
+    return MoveResult(name, candidate.version, current, True, candidate.version, decision_run_id, decision)
+
+
+# Version tags: the golden set and split a version was gated on, which a later promote reuses.
+GATE_GOLDEN, GATE_GOLDEN_SPLIT = "gate_golden", "gate_golden_split"
+
+
+def gate_golden_set(
+    candidate: store.VersionInfo,
+    golden: str | None,
+    split: str | None,
+    policy: GatePolicy,
+    notify: Callable[[str], None],
+) -> tuple[str, str]:
+    """The golden set a gate runs on: --golden, else the policy's, else the one the candidate was
+    last gated on (so a release manager promotes without the data scientist's paths)."""
+    if golden or policy.golden:
+        return str(golden or policy.golden), split or policy.golden_split
+    recorded = candidate.tags.get(GATE_GOLDEN)
+    if not recorded:
+        raise ConfigError(
+            f"the gate needs a golden set and v{candidate.version} was never gated: pass --golden DIR "
+            "or set golden: in the policy file"
+        )
+    split = split or candidate.tags.get(GATE_GOLDEN_SPLIT) or policy.golden_split
+    notify(f"golden    {recorded} [{split}]: the set v{candidate.version} was gated on (--golden to use another)")
+    return recorded, split
 
 
 def clear_candidate(ctx: Context, name: str, promoted: str) -> None:
@@ -254,12 +388,22 @@ def contract_changes(production: store.VersionInfo, candidate: store.VersionInfo
 def resolve_alias(name: str, version: str) -> str:
     """A version number as given (``02`` is 2), or the version an alias (``candidate``, ``@candidate``) points to."""
     alias = str(version).strip().removeprefix("@")
-    if alias not in (CANDIDATE, PREVIOUS):
+    if alias not in (PRODUCTION, CANDIDATE, PREVIOUS):
         return parse_version(version)
     resolved = store.alias_version(name, alias)
     if resolved is None:
         raise RegistryError(f"{name}: alias '{alias}' is not set; see `embedops models {name}`")
     return resolved
+
+
+class Refusal(TypedDict):
+    """``recorded_refusal``'s keyword arguments, for a job that guards more than one step with them."""
+
+    action: Literal["promote", "rollback"]
+    model: str
+    current: str | None
+    target: str
+    reason: str
 
 
 @contextmanager
@@ -294,21 +438,7 @@ def check_files_or_record(
         check_version_files(info)
 
 
-def result_payload(
-    name: str, version: str, production: str | None, decision: GateDecision | None, run_id: str | None, *, moved: bool
-) -> dict[str, Any]:
-    return {
-        "model": name,
-        "version": version,
-        "previous_production": production,
-        "moved": moved,
-        "production": version if moved else production,
-        "decision_run_id": run_id,
-        "decision": decision.to_dict() if decision else None,
-    }
-
-
-def rollback(ctx: Context, name: str, *, reason: str, to_version: str | None = None) -> dict[str, Any]:
+def rollback(ctx: Context, name: str, *, reason: str, to_version: str | None = None) -> RollbackResult:
     """Point production back where the ledger says a rollback goes (or at ``to_version``), which must still load.
 
     Rollbacks only go back: the target is the latest earlier production version that was not itself
@@ -318,9 +448,7 @@ def rollback(ctx: Context, name: str, *, reason: str, to_version: str | None = N
     if not reason.strip():
         raise ConfigError("rollback needs --reason (it is recorded in the ledger)")
     ctx.may_move_production(name)
-    current = store.alias_version(name, PRODUCTION)
-    if current is None:
-        raise RegistryError(f"{name} has nothing in production to roll back")
+    current = store.production_version(name, " to roll back")
     target = parse_version(to_version) if to_version is not None else rollback_target(ctx.ledger.history(name))
     if target is None:
         raise RegistryError(
@@ -340,17 +468,15 @@ def rollback(ctx: Context, name: str, *, reason: str, to_version: str | None = N
         action="rollback",
         reason=reason,
     )
-    return {"model": name, "production": info.version, "previous_production": current, "moved": True}
+    return RollbackResult(name, info.version, current)
 
 
-def history(ctx: Context, name: str, at: dt.datetime | None = None) -> dict[str, Any]:
+def history(ctx: Context, name: str, at: dt.datetime | None = None) -> HistoryResult:
     validate_name(name)
-    moves = [m.to_dict() for m in ctx.ledger.history(name)]
+    moves = ctx.ledger.history(name)
     if not moves:
         store.list_versions(name)  # an empty history of a model that exists; a name nobody registered is an error
-    out: dict[str, Any] = {"model": name, "moves": moves}
-    if at is not None:
-        move = ctx.ledger.alias_at(name, at)
-        out["at"] = at.isoformat()
-        out["production_at"] = move.to_version if move else None
-    return out
+    if at is None:
+        return HistoryResult(name, moves)
+    move = ctx.ledger.alias_at(name, at)
+    return HistoryResult(name, moves, at, move.to_version if move else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,22 @@ from registry import model_logging
 REGISTER_EXPERIMENT = "embedops-registry"
 
 
+@dataclass(frozen=True)
+class Registered:
+    """A new registered version; ``to_dict`` is ``register --json``."""
+
+    model: str
+    version: str
+    model_uri: str
+    run_id: str
+    metrics: dict[str, float]  # golden-set metrics, empty without --golden
+    golden_digest: str | None
+    tags: dict[str, str]  # the version's contract tags
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def register_folder(
     path: str | Path,
     name: str,
@@ -34,7 +51,7 @@ def register_folder(
     artifact_root: str | None = None,
     strip_remote_code: bool = False,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> Registered:
     """Log ``path`` as a model with its contract tags (and golden metrics), verify it, register it.
 
     ``path`` may also be a logged model (``runs:/RUN_ID/model``): how a release manager registers
@@ -88,7 +105,7 @@ def _register(
     artifact_root: str | None,
     progress: bool,
     extra: dict[str, str],
-) -> dict[str, Any]:
+) -> Registered:
     import mlflow
 
     golden_set = load_golden_set(golden, golden_split) if golden else None
@@ -103,12 +120,12 @@ def _register(
             mlflow.log_metrics(metrics)
         model_uri, tags = model_logging.log_verified_model(model, base_model=base_model, extra_tags=extra)
         version = model_logging.register_version(model_uri, name, run.info.run_id, tags)
-    return {
-        "model": name,
-        "version": version,
-        "model_uri": f"models:/{name}/{version}",
-        "run_id": run.info.run_id,
-        "metrics": metrics,
-        "golden_digest": golden_set.digest if golden_set else None,
-        "tags": tags,
-    }
+    return Registered(
+        model=name,
+        version=version,
+        model_uri=f"models:/{name}/{version}",
+        run_id=run.info.run_id,
+        metrics=metrics,
+        golden_digest=golden_set.digest if golden_set else None,
+        tags=tags,
+    )

@@ -43,6 +43,20 @@ class ServePlan:
     argv: list[str]
     env: dict[str, str]  # set for the server on top of the caller's environment
 
+    @property
+    def invocations(self) -> str:
+        return f"{self.url}/invocations"
+
+    def to_dict(self) -> dict[str, str]:
+        """``serve --json``: what a script needs to reach the server (not how it is started)."""
+        return {
+            "model": self.model,
+            "alias": self.alias,
+            "version": self.version,
+            "url": self.url,
+            "invocations": self.invocations,
+        }
+
 
 def threads_per_worker(cpus: int, workers: int) -> int:
     """Each worker process gets its share of the cores: torch in every worker using them all

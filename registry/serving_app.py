@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from embedops.core.errors import ModelError
 from evaluation.models import MLMODEL, check_model_folder, load_sentence_transformer
 from registry.contract import manifest_digest, manifest_problems
 from registry.serve import ENV_ALIAS, ENV_FOLDER, ENV_MANIFEST, ENV_MANIFEST_SHA, ENV_MODEL, ENV_VERSION
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 class TextEncoder:
@@ -54,7 +57,7 @@ def checked_folder(folder: Path, manifest_file: Path, expected_sha256: str) -> P
     return check_model_folder(folder)
 
 
-def create_app() -> Any:
+def create_app() -> FastAPI:
     from mlflow.models import Model
     from mlflow.pyfunc import PyFuncModel, scoring_server
 
@@ -63,7 +66,7 @@ def create_app() -> Any:
     model = load_sentence_transformer(weights, device="cpu")
     # MLmodel is read only for its signature (how requests parse); it was checked to name the plain flavor.
     pyfunc = PyFuncModel(model_meta=Model.load(str(root / MLMODEL)), model_impl=TextEncoder(model))
-    app = scoring_server.init(pyfunc)
+    app: FastAPI = scoring_server.init(pyfunc)  # MLflow leaves the return (a FastAPI app) unannotated
     served = {
         "model": os.environ[ENV_MODEL],
         "version": os.environ[ENV_VERSION],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from embedops.core.errors import EmbedopsError
@@ -80,6 +80,48 @@ def list_versions(name: str) -> list[VersionInfo]:
     return sorted(found, key=lambda v: int(v.version), reverse=True)
 
 
+@dataclass(frozen=True)
+class VersionRow:
+    """One version as ``embedops models`` lists it: aliases, headline metrics, the gate's verdict."""
+
+    version: str
+    aliases: list[str]
+    ndcg_at_10: str | None
+    recall_at_10: str | None
+    gate_verdict: str | None
+    embedding_dim: str | None
+    run_id: str | None
+    created: int  # epoch ms, as MLflow records it
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    """A model's versions, newest first; ``to_dict`` is ``models --json``."""
+
+    model: str
+    versions: list[VersionRow]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def model_listing(name: str) -> ModelListing:
+    rows = [
+        VersionRow(
+            version=v.version,
+            aliases=v.aliases,
+            ndcg_at_10=v.tags.get("ndcg_at_10"),
+            recall_at_10=v.tags.get("recall_at_10"),
+            gate_verdict=v.tags.get("gate_verdict"),
+            embedding_dim=v.tags.get("embedding_dim"),
+            run_id=v.run_id,
+            created=v.created,
+        )
+        for v in list_versions(name)
+    ]
+    return ModelListing(name, rows)
+
+
 def alias_version(name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
@@ -87,6 +129,15 @@ def alias_version(name: str, alias: str) -> str | None:
         return str(client().get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
+
+
+def production_version(name: str, need: str = "") -> str:
+    """The version ``production`` points at; with nothing there, a RegistryError that says so, followed by
+    ``need`` (what the caller needed production for, e.g. ``" to roll back"``)."""
+    version = alias_version(name, PRODUCTION)
+    if version is None:
+        raise RegistryError(f"{name} has nothing in production{need}")
+    return version
 
 
 def set_alias(name: str, alias: str, version: str) -> None:

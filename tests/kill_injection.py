@@ -157,10 +157,10 @@ def one_round(
     result = Round(job, 0.0 if watch else delay or 0.0, killed, code, violations(ledger_url, name))
     ledger = Ledger(ledger_url)
     repaired = examine(ledger, models=[name], stale_hours=0.0, fix=True, actor="kill-test-doctor")
-    result.fixed = [f["kind"] for f in repaired["findings"] if f["fixed"]]
+    result.fixed = [f.kind for f in repaired.findings if f.fixed]
     after = examine(ledger, models=[name], stale_hours=0.0, fix=False, actor="kill-test-doctor")
     ledger.dispose()
-    result.doctor_findings = [f"{f['kind']} {f['subject']}: {f['detail']}" for f in after["findings"]]
+    result.doctor_findings = [f"{f.kind} {f.subject}: {f.detail}" for f in after.findings]
     result.violations += [f"after doctor --fix: {v}" for v in violations(ledger_url, name)]
     return result
 

@@ -7,10 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from embedops.core.config import build_config, read_yaml_mapping
+from embedops.core.config import build_config, read_yaml_mapping, resolve_relative_paths
 from embedops.core.names import validate_name
 from evaluation.golden import DEFAULT_SPLIT
-from evaluation.models import is_mlflow_uri
 from evaluation.precision import Precision
 
 LossName = Literal["contrastive", "cached_contrastive", "triplet"]
@@ -85,10 +84,6 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig
     values: dict[str, Any] = {}
     if path is not None:
         values = read_yaml_mapping(Path(path))
-        base = Path(path).resolve().parent
-        for key in PATH_FIELDS:
-            value = values.get(key)
-            if isinstance(value, str) and not is_mlflow_uri(value) and not Path(value).expanduser().is_absolute():
-                values[key] = str((base / values[key]).resolve())
+        resolve_relative_paths(values, PATH_FIELDS, path)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return build_config(TrainConfig, values, source=str(path) if path else "flags", what="training config")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from embedops.core.errors import DataError
+from embedops.core.files import jsonl_objects
 from embedops.core.text import check_text
 from evaluation.golden import load_golden_set
 
@@ -88,18 +89,8 @@ def _decode(raw: bytes, path: Path) -> str:
         ) from None
 
 
-def _records_jsonl(path: Path, gz: bool) -> Iterator[tuple[int, dict]]:
-    text = _decode(_read_bytes(path, gz), path).lstrip("\ufeff")
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON ({exc.msg})", path=str(path), row=lineno) from None
-        if not isinstance(obj, dict):
-            raise DataError(f"expected a JSON object per line, got {type(obj).__name__}", path=str(path), row=lineno)
-        yield lineno, obj
+def _records_jsonl(path: Path, gz: bool) -> Iterator[tuple[int, dict[str, Any]]]:
+    return jsonl_objects(io.BytesIO(_read_bytes(path, gz)), path=path)
 
 
 def _records_csv(path: Path, gz: bool) -> Iterator[tuple[int, dict]]:

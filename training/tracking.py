@@ -32,6 +32,7 @@ def code_commit() -> str | None:
 def log_inputs(cfg: TrainConfig, data: TrainingData, base_model: str) -> None:
     """Params (the resolved config), the config as YAML, and the data as an MLflow dataset input."""
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas  # mlflow.data.from_pandas is only set at runtime
 
     resolved = cfg.model_dump() | {"base_model": base_model}
     mlflow.log_params({k: ("" if v is None else v) for k, v in resolved.items()})
@@ -50,7 +51,7 @@ def log_inputs(cfg: TrainConfig, data: TrainingData, base_model: str) -> None:
     with warnings.catch_warnings():
         # A local path matches MLflow's file source twice over; it picks the right one and says so.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
-        dataset = mlflow.data.from_pandas(
+        dataset = from_pandas(
             data.to_pandas(), source=data.source, name=Path(data.source).name, digest=data.digest[:32]
         )  # MLflow stores at most 36 characters
     mlflow.log_input(dataset, context="training")

@@ -11,6 +11,8 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from embedops.core.errors import ConfigError, EmbedopsError
@@ -24,21 +26,48 @@ if TYPE_CHECKING:
 PARENT_ATTR = "mlflow_parent_run_id"
 
 
+@dataclass(frozen=True)
+class StudyResult:
+    """What one worker's share of a study ends with; ``to_dict`` is ``tune --json``."""
+
+    study: str
+    parent_run_id: str
+    trials: dict[str, int]  # trial state -> count, over the whole study (every worker's trials)
+    best_params: dict[str, Any]
+    best_value: float
+    best_trial: int
+    best_run_id: str | None
+    version: str | None  # registered as candidate, or None with --no-register
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_storage_url(home: Path) -> str:
+    """One study database per home, beside the ledger, unless the config or --storage names one."""
+    return f"sqlite:///{home / 'optuna.db'}"
+
+
 def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for name, spec in space.items():
+        # ParamSpec's validator: a categorical parameter has choices, an int or float one both bounds.
         if spec.type == "categorical":
-            params[name] = trial.suggest_categorical(name, spec.choices)  # type: ignore[arg-type]
-        elif spec.type == "int":
+            assert spec.choices is not None
+            params[name] = trial.suggest_categorical(name, spec.choices)
+            continue
+        assert spec.low is not None and spec.high is not None
+        if spec.type == "int":
             params[name] = trial.suggest_int(
                 name,
                 int(spec.low),
                 int(spec.high),
-                step=int(spec.step or 1),  # type: ignore[arg-type]
+                step=int(spec.step or 1),
                 log=spec.log,
             )
         else:
-            params[name] = trial.suggest_float(name, spec.low, spec.high, step=spec.step, log=spec.log)  # type: ignore[arg-type]
+            params[name] = trial.suggest_float(name, spec.low, spec.high, step=spec.step, log=spec.log)
     return params
 
 
@@ -118,15 +147,18 @@ def pruning_callback(trial: optuna.Trial, golden: Any, metric: str, every_steps:
 def run_study(
     cfg: TuneConfig,
     *,
-    storage_url: str,
+    home: Path,
     artifact_root: str | None,
     register: bool,
     ledger: Any,
     actor: str = "embedops-tune",
     progress: bool = False,
     notify: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Run ``cfg.n_trials`` trials of the study in this process; register the study's best model."""
+) -> StudyResult:
+    """Run ``cfg.n_trials`` trials of the study in this process; register the study's best model.
+
+    The study lives in ``cfg.storage``, else in ``optuna.db`` under ``home``.
+    """
     import mlflow
     import optuna
 
@@ -135,23 +167,27 @@ def run_study(
     from training.job import run_training
 
     base = cfg.base()
-    golden = load_golden_set(base.golden, base.golden_split)  # type: ignore[arg-type]
+    assert base.golden is not None  # load_tune_config refuses a study without train.golden
+    golden = load_golden_set(base.golden, base.golden_split)
     load_training_data(base.data, split=base.data_split, min_rows=base.batch_size)  # bad data: fail before trial 0
     name = cfg.study_name()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        storage=open_storage(storage_url),
-        study_name=name,
-        load_if_exists=True,
-        direction=cfg.objective.direction,
-        sampler=build_sampler(cfg),
-        pruner=build_pruner(cfg),
-    )
+    storage_url = cfg.storage or default_storage_url(home)
+    home.mkdir(parents=True, exist_ok=True)
     client = mlflow.MlflowClient()
     experiment_id = ensure_experiment(base.experiment, artifact_root)
-    # Workers starting together on a new study would each create "the" parent run: the ledger's
-    # lock (shared by every worker of one home or one PostgreSQL) lets exactly one do it.
+    # Workers starting together on a new storage would both create Optuna's schema (SQLite says
+    # "table already exists" to the slower one), and on a new study each would create "the" parent
+    # run: the ledger's lock, shared by every worker of one home or one PostgreSQL, serializes both.
     with ledger.locked(f"study:{name}"):
+        study = optuna.create_study(
+            storage=open_storage(storage_url),
+            study_name=name,
+            load_if_exists=True,
+            direction=cfg.objective.direction,
+            sampler=build_sampler(cfg),
+            pruner=build_pruner(cfg),
+        )
         parent = study_parent_run(study, client, experiment_id, cfg)
     metric = cfg.objective.metric
 
@@ -243,41 +279,35 @@ def finish_study(
     ledger: Any,
     actor: str,
     seconds: float,
-) -> dict[str, Any]:
+) -> StudyResult:
     from optuna.trial import TrialState
 
     counts = {state.name.lower(): 0 for state in TrialState}
     for trial in study.get_trials(deepcopy=False):
         counts[trial.state.name.lower()] += 1
-    out: dict[str, Any] = {
-        "study": study.study_name,
-        "parent_run_id": parent,
-        "trials": counts,
-        "best_params": None,
-        "best_value": None,
-        "best_trial": None,
-        "version": None,
-        "seconds": seconds,
-    }
     try:
         best = study.best_trial
     except ValueError:
         client.set_terminated(parent, "FAILED")
         raise EmbedopsError(f"study {study.study_name} has no completed trial yet ({counts})") from None
-    out |= {
-        "best_params": best.params,
-        "best_value": best.value,
-        "best_trial": best.number,
-        "best_run_id": best.user_attrs.get("mlflow_run_id"),
-    }
-    client.log_metric(parent, f"best_{cfg.objective.metric}", float(best.value))  # type: ignore[arg-type]
+    assert best.value is not None  # the best trial is a completed one, so it has a value
+    client.log_metric(parent, f"best_{cfg.objective.metric}", float(best.value))
     for key, value in best.params.items():
         client.set_tag(parent, f"best.{key}", str(value))
     client.set_tag(parent, "best_trial", str(best.number))
-    if register:
-        out["version"] = register_best(best, client, cfg, ledger=ledger, actor=actor)
+    version = register_best(best, client, cfg, ledger=ledger, actor=actor) if register else None
     client.set_terminated(parent, "FINISHED")
-    return out
+    return StudyResult(
+        study=study.study_name,
+        parent_run_id=parent,
+        trials=counts,
+        best_params=best.params,
+        best_value=float(best.value),
+        best_trial=best.number,
+        best_run_id=best.user_attrs.get("mlflow_run_id"),
+        version=version,
+        seconds=seconds,
+    )
 
 
 def register_best(best: Any, client: Any, cfg: TuneConfig, *, ledger: Any, actor: str) -> str:
@@ -286,9 +316,8 @@ def register_best(best: Any, client: Any, cfg: TuneConfig, *, ledger: Any, actor
     Workers on one study all end here: under the ledger's lock for the model, the first registers
     and tags the trial's run with the version, the others find the tag.
     """
-    from registry import store
     from registry.model_logging import register_version
-    from registry.moves import recorded
+    from registry.moves import set_candidate
 
     run_id = best.user_attrs["mlflow_run_id"]
     name = cfg.base().model_name
@@ -303,15 +332,11 @@ def register_best(best: Any, client: Any, cfg: TuneConfig, *, ledger: Any, actor
             best.user_attrs["contract_tags"] | {"tuning_study": cfg.study_name(), "tuning_trial": str(best.number)},
         )
         client.set_tag(run_id, "registered_version", version)
-        row = dict(
+        set_candidate(
+            ledger,
+            name=name,
+            version=version,
             actor=actor,
-            action="candidate",
-            model=name,
-            alias=store.CANDIDATE,
-            from_version=store.alias_version(name, store.CANDIDATE),
-            to_version=version,
             reason=f"best trial {best.number} of study {cfg.study_name()} (not yet gated)",
         )
-        with recorded(ledger, row):
-            store.set_alias(name, store.CANDIDATE, version)
     return version

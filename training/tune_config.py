@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from embedops.core.config import build_config, read_yaml_mapping
+from embedops.core.config import build_config, read_yaml_mapping, resolve_relative_paths
 from embedops.core.errors import ConfigError
 from embedops.core.names import validate_name
 from evaluation.golden import DEFAULT_SPLIT
@@ -168,11 +168,7 @@ def load_tune_config(path: str | Path | None, train_overrides: dict[str, Any], *
     if not isinstance(train, dict):
         raise ConfigError(f"{path}: 'train' must be a mapping of training settings")
     if path:
-        folder = Path(path).resolve().parent
-        for key in PATH_FIELDS:
-            value = train.get(key)
-            if isinstance(value, str) and ":/" not in value and not Path(value).expanduser().is_absolute():
-                train[key] = str((folder / value).resolve())
+        resolve_relative_paths(train, PATH_FIELDS, path)
     train.update({k: v for k, v in train_overrides.items() if v is not None})
     values["train"] = train
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,24 +15,14 @@ from embedops.cli.common import (
     app,
     opt,
     parse_time,
-    registry_context,
     run_job,
 )
 from embedops.core.settings import Settings
 
-
-def retrain_callable(settings: Settings, config_path: Path, who: str | None) -> Any:
-    from embedops.pipelines import load_retrain_config, retrain
-    from registry.access import require_can_register
-
-    cfg = load_retrain_config(config_path)
-    ctx = registry_context(settings, who, [], default_actor="embedops-retrain")
-    require_can_register(settings.tracking_uri, cfg.model_name)
-
-    def run(trigger: dict[str, Any]) -> dict[str, Any]:
-        return retrain(cfg, ctx, artifact_root=settings.artifact_root, trigger=trigger)
-
-    return run
+if TYPE_CHECKING:
+    from embedops.pipelines import BreakerReset, RetrainResult
+    from monitoring.job import DriftResult
+    from registry.doctor import DoctorReport
 
 
 @app.command(rich_help_panel="Automation")
@@ -56,7 +46,8 @@ def drift(
 ) -> None:
     """Compare recent traffic with a reference in the production model's embedding space (exit 4: drift)."""
 
-    def job(settings: Settings) -> dict[str, Any]:
+    def job(settings: Settings) -> DriftResult:
+        from embedops.pipelines import reference_window
         from monitoring.config import load_drift_config
         from monitoring.job import run_drift
         from monitoring.state import TriggerStore
@@ -64,13 +55,7 @@ def drift(
         from registry.ledger import Ledger
 
         cfg = load_drift_config(config)
-        # Empty strings count as "not given": MLproject parameters cannot be left out.
-        if not reference:
-            from embedops.pipelines import default_reference
-
-            ref = default_reference(name, size=cfg.reference_size, seed=cfg.seed)
-        else:
-            ref = read_window(reference, size=cfg.reference_size, seed=cfg.seed)
+        ref = reference_window(name, reference, size=cfg.reference_size, seed=cfg.seed)
         cur = read_window(
             current,
             start=parse_time(start, "--start"),
@@ -78,7 +63,18 @@ def drift(
             size=cfg.current_size,
             seed=cfg.seed,
         )
-        hook = retrain_callable(settings, Path(retrain_config), actor_name) if retrain_config else None
+        retrain_job = None
+        if retrain_config:
+            from embedops.pipelines import drift_retrain
+            from registry.access import require_can_register
+            from registry.promotion import open_context
+
+            retrain_job = drift_retrain(
+                retrain_config,
+                open_context(settings, actor_name, [], default_actor="embedops-retrain"),
+                artifact_root=settings.artifact_root,
+                may_register=lambda model: require_can_register(settings.tracking_uri, model),
+            )
         return run_drift(
             name,
             ref,
@@ -87,38 +83,44 @@ def drift(
             trigger_store=TriggerStore(Ledger(settings.ledger_url)),
             cache_dir=settings.cache_dir,
             artifact_root=settings.artifact_root,
-            retrain=hook,
+            retrain=retrain_job,
             force_report=report,
         )
 
-    def render(result: dict[str, Any], settings: Settings) -> None:
-        signals = result["tokenizer"]["current"]
+    def render(result: DriftResult, settings: Settings) -> None:
+        signals = result.tokenizer["current"]
         typer.echo(
-            f"drift     {result['model']} v{result['version']}: score (classifier AUC) {result['score']:.3f}, "
-            f"threshold {result['threshold']}, KS p = {result['p_value']:.3g} "
-            f"({result['ks_dimensions']} dimensions differ)"
+            f"drift     {result.model} v{result.version}: score (classifier AUC) {result.score:.3f}, "
+            f"threshold {result.threshold}, KS p = {result.p_value:.3g} ({result.ks_dimensions} dimensions differ)"
         )
         typer.echo(
-            f"windows   current {result['window']['current']}, reference {result['window']['reference']}; "
+            f"windows   current {result.window['current']}, reference {result.window['reference']}; "
             f"unknown tokens {signals['unknown_token_rate']:.2%}, truncated {signals['truncation_rate']:.2%}"
         )
         typer.echo(
-            f"verdict   {'DRIFT' if result['drifted'] else 'no drift'}; trigger: {result['trigger']['action']} "
-            f"({result['trigger']['reason']})"
+            f"verdict   {'DRIFT' if result.drifted else 'no drift'}; trigger: {result.trigger.action} "
+            f"({result.trigger.reason})"
         )
-        if result["retrain"]:
+        if result.retrain:
             typer.echo(
-                f"retrain   v{result['retrain']['version']} gate {result['retrain']['verdict']} "
-                f"(decision run {result['retrain']['decision_run_id']})"
+                f"retrain   v{result.retrain['version']} gate {result.retrain['verdict']} "
+                f"(decision run {result.retrain['decision_run_id']})"
             )
-        typer.echo(f"run       {result['run_id']}" + ("  (Evidently report logged)" if result["report_logged"] else ""))
+        if result.retrain_error:
+            typer.echo(
+                f"retrain   FAILED: {result.retrain_error}\n"
+                "          the window stays open: fix the cause and run the same drift job again"
+            )
+        typer.echo(f"run       {result.run_id}" + ("  (Evidently report logged)" if result.report_logged else ""))
 
     run_job(
         job,
         render,
         as_json=as_json,
         debug=debug,
-        exit_code=lambda r: drift_exit_code if r["drifted"] else ExitCode.DONE,
+        exit_code=lambda r: (
+            ExitCode.RETRAIN_FAILED if r.retrain_error else drift_exit_code if r.drifted else ExitCode.DONE
+        ),
     )
 
 
@@ -132,30 +134,40 @@ def retrain(
 ) -> None:
     """Train a candidate on fresh data, register it and gate it (promote only with auto_promote: true)."""
 
-    def job(settings: Settings) -> dict[str, Any]:
+    def job(settings: Settings) -> RetrainResult | BreakerReset:
         from embedops.core.errors import ConfigError
+        from embedops.pipelines import BreakerReset
 
         if reset_breaker:
             from embedops.core.names import validate_name
             from monitoring.state import TriggerStore
+            from registry.access import resolve_actor
             from registry.ledger import Ledger
             from registry.store import list_versions
 
             list_versions(validate_name(reset_breaker))  # a typo must not "reset" a breaker nobody has
-            TriggerStore(Ledger(settings.ledger_url)).reset_breaker(reset_breaker)
-            return {"model": reset_breaker, "breaker": "reset"}
+            acting = resolve_actor(settings.tracking_uri, actor_name)
+            TriggerStore(Ledger(settings.ledger_url)).reset_breaker(reset_breaker, acting)
+            return BreakerReset(reset_breaker)
         if config is None:
             raise ConfigError("pass --config retrain.yaml (or --reset-breaker NAME)")
-        return retrain_callable(settings, config, actor_name)({"drift_run_id": None})
+        from embedops.pipelines import load_retrain_config
+        from embedops.pipelines import retrain as run_retrain
+        from registry.access import require_can_register
+        from registry.promotion import open_context
 
-    def render(result: dict[str, Any], settings: Settings) -> None:
-        if "breaker" in result:
-            typer.echo(f"circuit breaker of {result['model']} reset")
+        cfg = load_retrain_config(config)
+        ctx = open_context(settings, actor_name, [], default_actor="embedops-retrain")
+        require_can_register(settings.tracking_uri, cfg.model_name)
+        return run_retrain(cfg, ctx, artifact_root=settings.artifact_root)
+
+    def render(result: RetrainResult | BreakerReset, settings: Settings) -> None:
+        if isinstance(result, BreakerReset):
+            typer.echo(f"circuit breaker of {result.model} reset")
             return
         typer.echo(
-            f"retrain   {result['model']} v{result['version']} (training run {result['training_run_id']}); "
-            f"gate {result['verdict']} (decision run {result['decision_run_id']}); production "
-            f"v{result['production']}"
+            f"retrain   {result.model} v{result.version} (training run {result.training_run_id}); "
+            f"gate {result.verdict} (decision run {result.decision_run_id}); production v{result.production}"
         )
 
     run_job(job, render, as_json=as_json, debug=debug)
@@ -174,7 +186,7 @@ def doctor(
 ) -> None:
     """Find runs left RUNNING by killed jobs, aliases on broken versions, aliases the ledger never recorded."""
 
-    def job(settings: Settings) -> dict[str, Any]:
+    def job(settings: Settings) -> DoctorReport:
         from registry.access import resolve_actor
         from registry.doctor import examine
         from registry.ledger import Ledger
@@ -187,17 +199,14 @@ def doctor(
             actor=resolve_actor(settings.tracking_uri, actor_name),
         )
 
-    def render(result: dict[str, Any], settings: Settings) -> None:
-        for f in result["findings"]:
-            state = "fixed" if f["fixed"] else ("fixable" if f["fixable"] else "needs a person")
-            typer.echo(f"{f['kind']:28s} {f['subject']:40s} {state:15s} {f['detail']}")
+    def render(result: DoctorReport, settings: Settings) -> None:
+        for f in result.findings:
+            state = "fixed" if f.fixed else ("fixable" if f.fixable else "needs a person")
+            typer.echo(f"{f.kind:28s} {f.subject:40s} {state:15s} {f.detail}")
         typer.echo(
-            f"{'clean' if result['clean'] else 'problems'}: {len(result['findings'])} found, "
-            f"{result['fixed']} fixed, {result['remaining']} remaining "
-            f"({len(result['models'])} models checked)"
-            + ("" if fix or result["clean"] else "; --fix repairs what is safe")
+            f"{'clean' if result.clean else 'problems'}: {len(result.findings)} found, "
+            f"{result.fixed} fixed, {result.remaining} remaining ({len(result.models)} models checked)"
+            + ("" if fix or result.clean else "; --fix repairs what is safe")
         )
 
-    run_job(
-        job, render, as_json=as_json, debug=debug, exit_code=lambda r: ExitCode.DONE if r["clean"] else ExitCode.ERROR
-    )
+    run_job(job, render, as_json=as_json, debug=debug, exit_code=lambda r: ExitCode.DONE if r.clean else ExitCode.ERROR)

@@ -10,11 +10,12 @@ import sys
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Protocol, TypeVar, get_args
 
 import typer
 
 from embedops.cli.render import render_decision
+from embedops.core import progress
 from embedops.core.settings import Settings, apply_offline_env, configure
 from evaluation.precision import Precision
 from training.config import LossName
@@ -60,28 +61,46 @@ class ExitCode(IntEnum):
     USAGE = 2  # a flag or argument the parser refused
     GATE_REJECTED = 3  # the gate said no: production is unchanged
     DRIFT_FLAGGED = 4  # drift was flagged
+    RETRAIN_FAILED = 5  # drift was flagged and the retrain it started failed (drift --json says why)
     INTERRUPTED = 130  # Ctrl-C: the run is FAILED, nothing registered
     TERMINATED = 143  # SIGTERM: the same
 
 
+class JobResult(Protocol):
+    """What every job returns: a frozen dataclass whose ``to_dict`` is the command's ``--json``."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=JobResult)
+
+
 def run_job(
-    job: Callable[[Settings], dict[str, Any]],
-    render: Callable[[dict[str, Any], Settings], None],
+    job: Callable[[Settings], R],
+    render: Callable[[R, Settings], None],
     *,
     as_json: bool,
     debug: bool,
-    exit_code: Callable[[dict[str, Any]], int] | None = None,
+    exit_code: Callable[[R], int] | None = None,
+    reads_only: bool = False,
 ) -> None:
-    """Run ``job`` with the store configured; map errors to one line and an exit code."""
+    """Run ``job`` with the store configured; map errors to one line and an exit code.
+
+    ``reads_only``: the command only looks, so a home without a store is an error, not a new store."""
     from embedops.core.errors import EmbedopsError, Terminated
     from registry.promotion import GateRejected
 
     logging.basicConfig(level=logging.INFO if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        settings = configure()
-        quiet_libraries(debug)
-        # In --json mode libraries that print (the trainer's log lines) must not touch stdout.
-        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        show_bars = debug or sys.stderr.isatty()
+        progress.install(lambda line: typer.echo(line, err=True), bars=show_bars)
+        if not show_bars:
+            hide_library_bars()
+        with progress.phase("opening the store"):
+            settings = configure(create=not reads_only)
+            quiet_libraries(debug)
+        # Libraries that print (the trainer's loss lines) must not touch stdout: it holds the result.
+        with contextlib.redirect_stdout(sys.stderr):
             result = job(settings)
     except GateRejected as exc:
         # A verdict, not a failure of the tool: the decision is still the job's output.
@@ -107,15 +126,27 @@ def run_job(
             raise
         typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
         raise typer.Exit(ExitCode.ERROR) from None
+    finally:
+        progress.install(None, bars=True)  # phase lines belong to this command only
     if int(os.environ.get("RANK", "0")) != 0:
         return  # a torchrun worker: rank 0 reports for the whole job
     if as_json:
-        typer.echo(json.dumps(result, default=str))
+        typer.echo(json.dumps(result.to_dict(), default=str))
     else:
         render(result, settings)
     code = exit_code(result) if exit_code else 0
     if code:
         raise typer.Exit(code)
+
+
+def hide_library_bars() -> None:
+    """MLflow's "Downloading artifacts" and transformers' "Loading weights" bars: a log file gets phase lines."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers is first imported
+    if "transformers" in sys.modules:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
 
 
 def quiet_libraries(debug: bool) -> None:
@@ -145,25 +176,6 @@ LOSS_CHOICES = get_args(LossName)
 
 
 ActorOpt = Annotated[str | None, opt("Who is acting (default: EMBEDOPS_ACTOR, else the OS user).", "--actor")]
-
-
-def registry_context(
-    settings: Settings, who: str | None, policy_managers: list[str], default_actor: str | None = None
-) -> Any:
-    from embedops.core.settings import release_managers
-    from registry.access import model_grant, resolve_actor
-    from registry.ledger import Ledger
-    from registry.promotion import Context
-
-    acting = resolve_actor(settings.tracking_uri, who, default_actor)
-    return Context(
-        ledger=Ledger(settings.ledger_url),
-        actor=acting,
-        artifact_root=settings.artifact_root,
-        cache_dir=settings.cache_dir,
-        release_managers=release_managers(policy_managers),
-        grant_lookup=lambda name: model_grant(settings.tracking_uri, acting, name),
-    )
 
 
 def parse_time(value: str | None, flag: str) -> Any:

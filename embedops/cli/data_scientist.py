@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +20,11 @@ from embedops.cli.common import (
 from embedops.cli.render import render_training
 from embedops.core.settings import Settings
 from evaluation.golden import DEFAULT_SPLIT
+
+if TYPE_CHECKING:
+    from evaluation.job import EvaluationReport
+    from training.job import TrainResult
+    from training.tune import StudyResult
 
 
 @app.command(rich_help_panel="Data scientists")
@@ -50,7 +55,7 @@ def train(
 ) -> None:
     """Fine-tune an embedding model and log the run (and a new registered version) to MLflow."""
 
-    def job(settings: Settings) -> dict[str, Any]:
+    def job(settings: Settings) -> TrainResult:
         from registry.access import require_can_register
         from training.config import load_config
         from training.job import run_training
@@ -75,7 +80,7 @@ def train(
         )
         if cfg.register_version is not False:
             require_can_register(settings.tracking_uri, cfg.model_name)
-        return run_training(cfg, artifact_root=settings.artifact_root, evaluate_base=evaluate_base).to_dict()
+        return run_training(cfg, artifact_root=settings.artifact_root, evaluate_base=evaluate_base)
 
     run_job(job, render_training, as_json=as_json, debug=debug)
 
@@ -112,7 +117,7 @@ def tune(
 ) -> None:
     """Search fine-tuning settings with Optuna; every trial is a nested MLflow run; the best is registered."""
 
-    def job(settings: Settings) -> dict[str, Any]:
+    def job(settings: Settings) -> StudyResult:
         from registry.access import require_can_register, resolve_actor
         from registry.ledger import Ledger
         from training.tune import run_study
@@ -143,11 +148,9 @@ def tune(
         acting = resolve_actor(settings.tracking_uri, None)
         if register:
             require_can_register(settings.tracking_uri, cfg.base().model_name)
-        url = cfg.storage or f"sqlite:///{settings.home / 'optuna.db'}"
-        settings.home.mkdir(parents=True, exist_ok=True)
         return run_study(
             cfg,
-            storage_url=url,
+            home=settings.home,
             artifact_root=settings.artifact_root,
             register=register,
             ledger=Ledger(settings.ledger_url),
@@ -155,15 +158,15 @@ def tune(
             notify=lambda line: typer.echo(line, err=as_json),
         )
 
-    def render(result: dict[str, Any], settings: Settings) -> None:
-        trials = ", ".join(f"{n} {state}" for state, n in result["trials"].items() if n)
-        typer.echo(f"study     {result['study']}: {trials} (parent run {result['parent_run_id']})")
+    def render(result: StudyResult, settings: Settings) -> None:
+        trials = ", ".join(f"{n} {state}" for state, n in result.trials.items() if n)
+        typer.echo(f"study     {result.study}: {trials} (parent run {result.parent_run_id})")
         params = ", ".join(
-            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result["best_params"].items()
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items()
         )
-        typer.echo(f"best      trial {result['best_trial']}: {result['best_value']:.4f} with {params}")
-        if result["version"]:
-            typer.echo(f"model     version {result['version']} (alias candidate; the gate decides on production)")
+        typer.echo(f"best      trial {result.best_trial}: {result.best_value:.4f} with {params}")
+        if result.version:
+            typer.echo(f"model     version {result.version} (alias candidate; the gate decides on production)")
         typer.echo(f"browse    {settings.ui_command()}")
 
     run_job(job, render, as_json=as_json, debug=debug)
@@ -188,7 +191,7 @@ def evaluate(
 ) -> None:
     """Score a model on a golden set: per-query metrics, bootstrap CIs, latency; logged to MLflow."""
 
-    def job(settings: Settings) -> dict[str, Any]:
+    def job(settings: Settings) -> EvaluationReport:
         from dataclasses import replace
 
         from embedops.core.names import validate_name
@@ -211,34 +214,33 @@ def evaluate(
             loader=load_reference,
         )
         run_id = log_evaluation(report, result, experiment=experiment, artifact_root=settings.artifact_root)
-        return replace(report, run_id=run_id).to_dict()
+        return replace(report, run_id=run_id)
 
-    def render(result: dict[str, Any], settings: Settings) -> None:
+    def render(result: EvaluationReport, settings: Settings) -> None:
         lines = [
-            f"model     {result['model']} (weights {result['model_digest'][:12]}, {result['precision']})",
-            f"golden    {result['golden_path']} [{result['split']}]: {result['n_queries']} queries, "
-            f"{result['n_documents']} documents (digest {result['golden_digest'][:12]})",
+            f"model     {result.model} (weights {result.model_digest[:12]}, {result.precision})",
+            f"golden    {result.golden_path} [{result.split}]: {result.n_queries} queries, "
+            f"{result.n_documents} documents (digest {result.golden_digest[:12]})",
             "",
             f"{'metric':16s} {'mean':>7s}   95% CI",
         ]
-        for name, value in result["metrics"].items():
-            low, high = result["ci"][name]
+        for name, value in result.metrics.items():
+            low, high = result.ci[name]
             lines.append(f"{name:16s} {value:7.4f}   [{low:.4f}, {high:.4f}]")
-        if result["latency"]:
-            lat = result["latency"]
+        if result.latency:
+            lat = result.latency
             lines += [
                 "",
                 f"latency   p50 {lat['latency_p50_ms']:.1f} ms  p95 {lat['latency_p95_ms']:.1f} ms  "
                 f"p99 {lat['latency_p99_ms']:.1f} ms  throughput {lat['throughput_texts_per_s']:.0f} texts/s",
             ]
-        source = "cached" if result["cache_hit"] else "computed"
+        source = "cached" if result.cache_hit else "computed"
         lines += [
             "",
-            f"run       {result['run_id']}  (corpus embeddings {source}, {result['seconds']:.1f} s)",
+            f"run       {result.run_id}  (corpus embeddings {source}, {result.seconds:.1f} s)",
             f"browse    {settings.ui_command()}",
         ]
-        for warning in result["warnings"]:
-            lines.append(f"warning   {warning}")
+        lines += [f"warning   {warning}" for warning in result.warnings]
         typer.echo("\n".join(lines))
 
     run_job(job, render, as_json=as_json, debug=debug)

@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,9 @@ from embedops.cli.common import (
 )
 from embedops.cli.render import render_demo
 from embedops.core.settings import Settings
+
+if TYPE_CHECKING:
+    from embedops.demo import DemoResult
 
 
 @app.command(rich_help_panel="Try it")
@@ -47,7 +50,7 @@ def demo(
     for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
         os.environ.pop(key, None)
 
-    def job(settings: Settings) -> dict[str, Any]:
+    def job(settings: Settings) -> DemoResult:
         from embedops.demo import run_demo
         from training.job import say
 
@@ -56,5 +59,5 @@ def demo(
             return run_demo(settings, EXAMPLES, notify=say)
 
     run_job(
-        job, render_demo, as_json=as_json, debug=debug, exit_code=lambda r: ExitCode.DONE if r["ok"] else ExitCode.ERROR
+        job, render_demo, as_json=as_json, debug=debug, exit_code=lambda r: ExitCode.DONE if r.ok else ExitCode.ERROR
     )

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,12 +17,19 @@ from embedops.cli.common import (
     app,
     opt,
     parse_time,
-    registry_context,
     run_job,
 )
-from embedops.cli.render import format_metrics, render_decision
+from embedops.cli.render import format_metrics, render_decision, render_status
 from embedops.core.settings import Settings
 from evaluation.golden import DEFAULT_SPLIT
+
+if TYPE_CHECKING:
+    from embedops.status import StatusReport
+    from registry.compare import Comparison
+    from registry.promotion import HistoryResult, MoveResult, RollbackResult
+    from registry.register import Registered
+    from registry.serve import ServePlan
+    from registry.store import ModelListing
 
 
 @app.command(rich_help_panel="Release managers")
@@ -50,7 +57,7 @@ def register(
 ) -> None:
     """Register an existing model folder (e.g. the base model) or a run's logged model, with its contract tags."""
 
-    def job(settings: Settings) -> dict[str, Any]:
+    def job(settings: Settings) -> Registered:
         from registry.access import require_can_register
         from registry.register import register_folder
 
@@ -65,12 +72,33 @@ def register(
             strip_remote_code=strip_remote_code,
         )
 
-    def render(result: dict[str, Any], settings: Settings) -> None:
-        typer.echo(f"registered {result['model_uri']} (run {result['run_id']})")
-        if result["metrics"]:
-            typer.echo(f"golden     {format_metrics(result['metrics'])}")
+    def render(result: Registered, settings: Settings) -> None:
+        typer.echo(f"registered {result.model_uri} (run {result.run_id})")
+        if result.metrics:
+            typer.echo(f"golden     {format_metrics(result.metrics)}")
 
     run_job(job, render, as_json=as_json, debug=debug)
+
+
+@app.command(rich_help_panel="Release managers")
+def status(
+    name: Annotated[str | None, typer.Argument(help="Registered model name (default: every model).")] = None,
+    drift_config: Annotated[
+        Path | None, opt("Drift config YAML whose trigger policy sets the cooldown shown (default: the default's).")
+    ] = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Where things stand: the store in use, each model's aliases and gate verdicts, drift, retrain state, failures."""
+
+    def job(settings: Settings) -> StatusReport:
+        from embedops.status import status as read_status
+        from monitoring.config import load_drift_config
+
+        policy = load_drift_config(drift_config).trigger if drift_config else None
+        return read_status(settings, [name] if name else None, policy)
+
+    run_job(job, render_status, as_json=as_json, debug=debug, reads_only=True)
 
 
 @app.command(rich_help_panel="Release managers")
@@ -81,43 +109,33 @@ def models(
 ) -> None:
     """List a model's versions with their aliases, key metrics and gate verdicts."""
 
-    def job(settings: Settings) -> dict[str, Any]:
-        from registry.store import list_versions
+    def job(settings: Settings) -> ModelListing:
+        from registry.store import model_listing
 
-        return {
-            "model": name,
-            "versions": [
-                {
-                    "version": v.version,
-                    "aliases": v.aliases,
-                    "ndcg_at_10": v.tags.get("ndcg_at_10"),
-                    "recall_at_10": v.tags.get("recall_at_10"),
-                    "gate_verdict": v.tags.get("gate_verdict"),
-                    "embedding_dim": v.tags.get("embedding_dim"),
-                    "run_id": v.run_id,
-                    "created": v.created,
-                }
-                for v in list_versions(name)
-            ],
-        }
+        return model_listing(name)
 
-    def render(result: dict[str, Any], settings: Settings) -> None:
+    def render(result: ModelListing, settings: Settings) -> None:
         typer.echo(f"{'version':>7s}  {'aliases':24s} {'ndcg@10':>8s} {'recall@10':>9s}  {'gate':8s} run")
-        for v in result["versions"]:
+        for v in result.versions:
             typer.echo(
-                f"{v['version']:>7s}  {','.join(v['aliases']) or '-':24s} {v['ndcg_at_10'] or '-':>8.8s} "
-                f"{v['recall_at_10'] or '-':>9.9s}  {v['gate_verdict'] or '-':8s} {v['run_id']}"
+                f"{v.version:>7s}  {','.join(v.aliases) or '-':24s} {v.ndcg_at_10 or '-':>8.8s} "
+                f"{v.recall_at_10 or '-':>9.9s}  {v.gate_verdict or '-':8s} {v.run_id}"
             )
 
-    run_job(job, render, as_json=as_json, debug=debug)
+    run_job(job, render, as_json=as_json, debug=debug, reads_only=True)
 
 
 @app.command(rich_help_panel="Release managers")
 def promote(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     version: Annotated[str, opt("The version to put in production: a number, or candidate / previous.")],
-    golden: Annotated[str | None, opt("BEIR folder for the gate (or golden: in the policy).")] = None,
-    golden_split: Annotated[str | None, opt("Split of the golden set (default: the policy's, test).")] = None,
+    golden: Annotated[
+        str | None,
+        opt("BEIR folder for the gate (default: the policy's golden:, else the set the version was gated on)."),
+    ] = None,
+    golden_split: Annotated[
+        str | None, opt("Split of the golden set (default: the policy's, else the gated one's, else test).")
+    ] = None,
     policy: Annotated[Path | None, opt("Gate policy YAML (default: the documented policy).")] = None,
     reason: Annotated[str, opt("Why; recorded in the ledger (required with --skip-gate).")] = "",
     initial: Annotated[bool, opt("First promotion: nothing is in production yet.", "--initial")] = False,
@@ -142,12 +160,13 @@ def promote(
 ) -> None:
     """Gate a version against production and, if it passes, make it production (exit 3 if rejected)."""
 
-    def job(settings: Settings) -> dict[str, Any]:
+    def job(settings: Settings) -> MoveResult:
         from registry.gate.policy import load_policy
+        from registry.promotion import open_context
         from registry.promotion import promote as promote_version
 
         gate_policy = load_policy(policy)
-        ctx = registry_context(settings, actor_name, gate_policy.release_managers)
+        ctx = open_context(settings, actor_name, gate_policy.release_managers)
         return promote_version(
             ctx,
             name,
@@ -161,19 +180,64 @@ def promote(
             expected_production=expect_production,
             gate_only=gate_only,
             allow_reindex=allow_reindex,
+            notify=lambda line: typer.echo(line, err=True),
         )
 
-    def render(result: dict[str, Any], settings: Settings) -> None:
-        render_decision(result)
-        if "candidate" in result:
-            typer.echo(
-                f"candidate  {result['model']} is now v{result['candidate']}; production stays v{result['production']}"
-            )
+    def render(result: MoveResult, settings: Settings) -> None:
+        render_decision(result.to_dict())
+        if result.candidate is not None:
+            typer.echo(f"candidate  {result.model} is now v{result.candidate}; production stays v{result.production}")
             return
-        was = f"v{result['previous_production']}" if result["previous_production"] else "nothing"
-        typer.echo(f"production {result['model']} is now v{result['production']} (was {was})")
+        was = f"v{result.previous_production}" if result.previous_production else "nothing"
+        typer.echo(f"production {result.model} is now v{result.production} (was {was})")
 
     run_job(job, render, as_json=as_json, debug=debug)
+
+
+@app.command(rich_help_panel="Release managers")
+def compare(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    baseline: Annotated[str, typer.Argument(help="The version to compare against: a number or an alias.")],
+    version: Annotated[str, typer.Argument(help="The version judged against it: a number or an alias.")],
+    golden: Annotated[
+        str | None, opt("BEIR folder (default: the policy's golden:, else the set VERSION was gated on).")
+    ] = None,
+    golden_split: Annotated[str | None, opt("Split of the golden set (default: as for promote).")] = None,
+    policy: Annotated[Path | None, opt("Gate policy YAML whose checks are applied (default: the documented).")] = None,
+    report_dir: Annotated[Path | None, opt("Folder for the HTML report (default: $EMBEDOPS_HOME/compare).")] = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Preview a gate: VERSION against BASELINE on the golden set, with the report; records and moves nothing."""
+
+    def job(settings: Settings) -> Comparison:
+        from registry.access import resolve_actor
+        from registry.compare import compare as compare_versions
+        from registry.gate.policy import load_policy
+
+        return compare_versions(
+            name,
+            baseline,
+            version,
+            policy=load_policy(policy),
+            golden=golden,
+            golden_split=golden_split,
+            cache_dir=settings.cache_dir,
+            report_dir=report_dir or settings.home / "compare",
+            actor=resolve_actor(settings.tracking_uri, None),
+            notify=lambda line: typer.echo(line, err=True),
+        )
+
+    def render(result: Comparison, settings: Settings) -> None:
+        render_decision({"model": result.model, "decision": result.decision})
+        typer.echo(f"\n{result.summary}\n")
+        if result.changes:
+            typer.echo(f"{'change':>7s}  query")
+            for c in result.changes:
+                typer.echo(f"{c['difference']:+7.3f}  {c['query']}")
+        typer.echo(f"\nreport    {result.report}\nnothing was recorded or moved: `promote` runs the gate for real")
+
+    run_job(job, render, as_json=as_json, debug=debug, reads_only=True)
 
 
 @app.command(rich_help_panel="Release managers")
@@ -188,17 +252,16 @@ def rollback(
 ) -> None:
     """Point production back at the previous version (or --to-version), which must still load."""
 
-    def job(settings: Settings) -> dict[str, Any]:
+    def job(settings: Settings) -> RollbackResult:
         from registry.gate.policy import load_policy
+        from registry.promotion import open_context
         from registry.promotion import rollback as rollback_model
 
-        ctx = registry_context(settings, actor_name, load_policy(policy).release_managers)
+        ctx = open_context(settings, actor_name, load_policy(policy).release_managers)
         return rollback_model(ctx, name, reason=reason, to_version=to_version)
 
-    def render(result: dict[str, Any], settings: Settings) -> None:
-        typer.echo(
-            f"production {result['model']} is now v{result['production']} (was v{result['previous_production']})"
-        )
+    def render(result: RollbackResult, settings: Settings) -> None:
+        typer.echo(f"production {result.model} is now v{result.production} (was v{result.previous_production})")
 
     run_job(job, render, as_json=as_json, debug=debug)
 
@@ -212,29 +275,30 @@ def history(
 ) -> None:
     """The audit ledger of a model's alias moves; with --at, what production was at that time."""
 
-    def job(settings: Settings) -> dict[str, Any]:
+    def job(settings: Settings) -> HistoryResult:
         from registry.promotion import history as ledger_history
+        from registry.promotion import open_context
 
-        return ledger_history(registry_context(settings, None, []), name, parse_time(at, "--at"))
+        return ledger_history(open_context(settings, None, []), name, parse_time(at, "--at"))
 
-    def render(result: dict[str, Any], settings: Settings) -> None:
-        if "at" in result:
-            version = result["production_at"]
-            typer.echo(f"at {result['at']} production was " + (f"v{version}" if version else "not set"))
+    def render(result: HistoryResult, settings: Settings) -> None:
+        if result.at is not None:
+            version = result.production_at
+            typer.echo(f"at {result.at.isoformat()} production was " + (f"v{version}" if version else "not set"))
             return
-        width = max([5, *(len(m["actor"]) for m in result["moves"])])
+        width = max([5, *(len(m.actor) for m in result.moves)])
         typer.echo(
             f"{'time (UTC)':24s} {'actor':{width}s} {'action':9s} {'alias':10s} {'from':>5s} {'to':>5s} "
             f"{'outcome':9s} reason"
         )
-        for m in result["moves"]:
+        for row in result.to_dict()["moves"]:  # the JSON form: times as ISO text
             typer.echo(
-                f"{m['ts']:24s} {m['actor']:{width}s} {m['action']:9s} {m['alias']:10s} "
-                f"{m['from_version'] or '-':>5s} {m['to_version'] or '-':>5s} {m['outcome']:9s} "
-                f"{m['reason']}" + (f" ({m['detail']})" if m["detail"] else "")
+                f"{row['ts']:24s} {row['actor']:{width}s} {row['action']:9s} {row['alias']:10s} "
+                f"{row['from_version'] or '-':>5s} {row['to_version'] or '-':>5s} {row['outcome']:9s} "
+                f"{row['reason']}" + (f" ({row['detail']})" if row["detail"] else "")
             )
 
-    run_job(job, render, as_json=as_json, debug=debug)
+    run_job(job, render, as_json=as_json, debug=debug, reads_only=True)
 
 
 @app.command(rich_help_panel="Release managers")
@@ -254,40 +318,31 @@ def serve(
     promotion, restart the process to serve the new version.
     """
 
-    def job(settings: Settings) -> dict[str, Any]:
+    def job(settings: Settings) -> ServePlan:
         from registry.serve import plan_serving
 
-        plan = plan_serving(name, alias, copies=settings.home / "serving", host=host, port=port, workers=workers)
-        return {
-            "model": plan.model,
-            "alias": plan.alias,
-            "version": plan.version,
-            "url": plan.url,
-            "invocations": f"{plan.url}/invocations",
-            "folder": str(plan.folder),
-            "argv": plan.argv,
-            "env": plan.env,
-        }
+        return plan_serving(name, alias, copies=settings.home / "serving", host=host, port=port, workers=workers)
 
-    def render(result: dict[str, Any], settings: Settings) -> None:
+    def render(plan: ServePlan, settings: Settings) -> None:
+        typer.echo(f"serving   {plan.model} v{plan.version} (alias {plan.alias}) at {plan.invocations}")
         typer.echo(
-            f"serving   {result['model']} v{result['version']} (alias {result['alias']}) at {result['invocations']}"
-        )
-        typer.echo(
-            f"try       curl -s {result['invocations']} -H 'Content-Type: application/json' "
+            f"try       curl -s {plan.invocations} -H 'Content-Type: application/json' "
             '-d \'{"inputs": ["how do I pause Clockwork?"]}\''
         )
 
-    result: dict[str, Any] = {}
+    planned: list[ServePlan] = []
 
-    def keep(payload: dict[str, Any], settings: Settings) -> None:
-        result.update(payload, tracking_uri=settings.tracking_uri)
+    def keep(plan: ServePlan, settings: Settings) -> None:
+        planned.append(plan)
         if as_json:
-            typer.echo(json.dumps({k: v for k, v in payload.items() if k not in ("argv", "env", "folder")}))
+            typer.echo(json.dumps(plan.to_dict()))
         else:
-            render(payload, settings)
+            render(plan, settings)
 
-    run_job(job, keep, as_json=False, debug=debug)
+    # --json is printed by ``keep``: run_job's own --json mode would also send library output to stderr
+    # for a job whose result is the server itself.
+    run_job(job, keep, as_json=False, debug=debug, reads_only=True)
     sys.stdout.flush()
     # The server replaces this process: signals from systemd or Kubernetes reach it directly.
-    os.execve(result["argv"][0], result["argv"], dict(os.environ) | result["env"])
+    (plan,) = planned
+    os.execve(plan.argv[0], plan.argv, dict(os.environ) | plan.env)

@@ -5,6 +5,7 @@ Shared by every package's configs (training, promotion policy, drift), so it liv
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +37,18 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
     _check_strings(values, path)
     return values
+
+
+def resolve_relative_paths(values: dict[str, Any], keys: Iterable[str], config_file: str | Path) -> None:
+    """Rewrite, in place, each of ``keys`` in ``values`` that holds a relative path as an absolute one read
+    from the folder of ``config_file``, so a config means the same whatever folder it is run from. URIs
+    (anything with ``:/``, e.g. ``models:/name/1``, ``s3://...``), absolute and ``~`` paths, missing keys
+    and values that are not strings are left as written (validation reports those)."""
+    folder = Path(config_file).resolve().parent
+    for key in keys:
+        value = values.get(key)
+        if isinstance(value, str) and ":/" not in value and not Path(value).expanduser().is_absolute():
+            values[key] = str((folder / value).resolve())
 
 
 def _check_strings(values: dict[str, Any], path: Path) -> None:

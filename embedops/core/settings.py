@@ -84,10 +84,31 @@ def load_settings() -> Settings:
     return Settings(home=home, tracking_uri=embedded, artifact_root=(home / "artifacts").as_uri())
 
 
-def configure() -> Settings:
-    """Apply the environment and point MLflow at the store; every command calls this first."""
+def store_source(settings: Settings) -> str:
+    """How the store in use was chosen, in the words of the variable that chose it."""
+    if not settings.embedded:
+        return "MLFLOW_TRACKING_URI"
+    if os.environ.get("EMBEDOPS_HOME"):
+        return f"EMBEDOPS_HOME={os.environ['EMBEDOPS_HOME']}"
+    return "the default home ./mlruns (EMBEDOPS_HOME and MLFLOW_TRACKING_URI unset)"
+
+
+def configure(create: bool = True) -> Settings:
+    """Apply the environment and point MLflow at the store; every command calls this first.
+
+    ``create=False`` (commands that only read) refuses a home with no store instead of creating an
+    empty one: looking in the wrong folder says so, and leaves no stray ./mlruns behind.
+    """
     apply_offline_env()
     settings = load_settings()
+    if settings.embedded and not create and not (settings.home / "mlflow.db").exists():
+        from embedops.core.errors import ConfigError
+
+        raise ConfigError(
+            f"no embedops store in {settings.home} (chosen by {store_source(settings)}): point EMBEDOPS_HOME "
+            "at the home your jobs used (after `make demo`: export EMBEDOPS_HOME=$PWD/demo-home), or set "
+            "MLFLOW_TRACKING_URI to your tracking server"
+        )
     if settings.embedded:
         prepare_home(settings.home)
         create_store_once(settings)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from embedops.core.config import build_config, read_yaml_mapping
+from embedops.core.config import build_config, read_yaml_mapping, resolve_relative_paths
 from evaluation.golden import DEFAULT_SPLIT
 from evaluation.metrics import METRIC_NAMES
 from evaluation.precision import Precision
@@ -67,11 +67,9 @@ class GatePolicy(BaseModel):
 
 def load_policy(path: str | Path | None = None, **overrides: object) -> GatePolicy:
     """The default policy, or ``path`` (YAML) on top of it; relative ``golden`` follows the file."""
-    values: dict = {}
+    values: dict[str, Any] = {}
     if path is not None:
         values = read_yaml_mapping(Path(path))
-        golden = values.get("golden")
-        if isinstance(golden, str) and not Path(golden).expanduser().is_absolute():
-            values["golden"] = str((Path(path).resolve().parent / golden).resolve())
+        resolve_relative_paths(values, ("golden",), path)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return build_config(GatePolicy, values, source=str(path) if path else "defaults", what="gate policy")

@@ -4,8 +4,24 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from registry.gate.decision import GateDecision
+
+if TYPE_CHECKING:
+    from registry.gate.evidence import QueryChange
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """Who asked for the gate, when, and why: the report is the decision's record, not just its numbers."""
+
+    actor: str
+    at: str  # ISO time, UTC
+    reason: str
+    action: str  # promote, gate (--gate-only), compare (a preview that moves nothing)
+
 
 PROD_COLOR, CAND_COLOR = "#8c96a8", "#2b6cb0"
 STYLE = """
@@ -17,7 +33,48 @@ table{border-collapse:collapse;width:100%;font-size:.9rem} td,th{border-bottom:1
 text-align:left} th{background:#f7fafc} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#2f855a;font-weight:600} .bad{color:#c53030;font-weight:600} .waived{color:#b7791f;font-weight:600}
 .meta{color:#4a5568;font-size:.9rem} svg text{font-family:system-ui,sans-serif;font-size:11px;fill:#2d3748}
+.because{font-size:1.05rem;margin:.6rem 0} .hit{font-size:.82rem;color:#2d3748} .rel{color:#2f855a} .irr{color:#c53030}
 """
+
+
+def verdict_sentence(d: GateDecision) -> str:
+    """The decision in one sentence: the verdict, because of what."""
+    metric = d.primary_metric
+    delta = d.candidate_metrics.get(metric, 0.0) - d.production_metrics.get(metric, 0.0)
+    p_value = d.comparison.get("p_value")
+    evidence = f"{metric} {delta:+.4f}" + (f" (p = {p_value:.3g})" if isinstance(p_value, float) else "")
+    failed = [c for c in d.checks if not c.passed]
+    if d.passed:
+        waived = [c.name for c in d.checks if c.waived]
+        extra = f"; waived: {', '.join(waived)}" if waived else ""
+        return (
+            f"PASS: v{d.candidate_version} may replace production v{d.production_version}, because every "
+            f"check holds: {evidence} against production{extra}."
+        )
+    reasons = "; ".join(f"{c.name}: {c.detail}" for c in failed)
+    return f"REJECT: v{d.candidate_version} stays out of production, because {reasons} ({evidence})."
+
+
+def changes_table(changes: Sequence[QueryChange], metric: str) -> str:
+    if not changes:
+        return "<p>No query changed its score.</p>"
+    rows = []
+    for c in changes:
+        mark = "ok" if c.difference > 0 else "bad"
+
+        def hit(text: str, relevant: bool) -> str:
+            label = '<span class="rel">relevant</span>' if relevant else '<span class="irr">not relevant</span>'
+            return f'<span class="hit">{_esc(text)}</span> ({label})'
+
+        rows.append(
+            f'<tr><td>{_esc(c.query)}</td><td class="num {mark}">{c.difference:+.3f}</td>'
+            f"<td>{hit(c.production_top, c.production_top_relevant)}</td>"
+            f"<td>{hit(c.candidate_top, c.candidate_top_relevant)}</td></tr>"
+        )
+    return (
+        f"<table><tr><th>query</th><th>{_esc(metric)} change</th><th>production's top hit</th>"
+        f"<th>candidate's top hit</th></tr>{''.join(rows)}</table>"
+    )
 
 
 def _esc(value: object) -> str:
@@ -97,8 +154,22 @@ def latency_bars(production: dict[str, float], candidate: dict[str, float]) -> s
     return metric_bars(keys, production, candidate, scale=scale, unit="ms")
 
 
-def render_html(decision: GateDecision, model_name: str, *, golden: str = "", run_id: str | None = None) -> str:
+def render_html(
+    decision: GateDecision,
+    model_name: str,
+    *,
+    golden: str = "",
+    run_id: str | None = None,
+    record: DecisionRecord | None = None,
+    changes: Sequence[QueryChange] = (),
+) -> str:
     d = decision
+    who = (
+        f'<p class="meta">{_esc(record.action)} by <strong>{_esc(record.actor)}</strong> at {_esc(record.at)}'
+        f" &middot; reason: {_esc(record.reason or '-')}</p>"
+        if record
+        else ""
+    )
     rows = []
     for c in d.checks:
         status = ("waived", "waived") if c.waived else (("ok", "pass") if c.passed else ("bad", "fail"))
@@ -126,10 +197,13 @@ def render_html(decision: GateDecision, model_name: str, *, golden: str = "", ru
 <style>{STYLE}</style></head><body>
 <h1>Promotion gate: {_esc(model_name)} v{_esc(d.candidate_version)} vs production v{_esc(d.production_version)}</h1>
 <p><span class="verdict {d.verdict}">{d.verdict.upper()}</span></p>
+<p class="because">{_esc(verdict_sentence(d))}</p>{who}
 <p class="meta">golden set {_esc(golden)} &middot; digest {_esc(d.golden_digest[:16])} &middot;
 decision run {_esc(run_id or "-")}</p>{reindex}
 <h2>Checks</h2>
 <table><tr><th>check</th><th>result</th><th>observed</th><th>limit</th><th>detail</th></tr>{"".join(rows)}</table>
+<h2>The queries that changed most</h2>
+{changes_table(changes, d.primary_metric)}
 <h2>Metrics side by side</h2>
 {metric_bars(names, d.production_metrics, d.candidate_metrics)}
 <table><tr><th>metric</th><th>production</th><th>candidate</th><th>difference</th></tr>{metric_rows}</table>

@@ -81,10 +81,15 @@ def test_a_drifted_window_retrains_gates_and_records_the_chain(
 
     client = MlflowClient()
     assert client.get_run(retrain["training_run_id"]).data.tags["retrain_trigger_run_id"] == result["run_id"]
-    assert client.get_run(result["run_id"]).data.tags["trigger_action"] == "retrain"
+    drift_run = client.get_run(result["run_id"])
+    assert drift_run.data.tags["trigger_action"] == "retrain"
+    # The window's own dates: params, and the time its metrics are plotted at.
+    assert drift_run.data.params["window_end"] == result["window"]["end"] == "2026-11-20T10:00:00+00:00"
+    (point,) = client.get_metric_history(result["run_id"], "drift_auc")
+    assert point.timestamp == 1_795_168_800_000  # 2026-11-20T10:00:00Z in ms
     moves = Ledger(stack.ledger_url).history(name)
     candidate, chain = moves[-2], moves[-1]
-    assert (candidate.action, candidate.to_version, candidate.outcome) == ("candidate", "2", "success")
+    assert (candidate.action, candidate.to_version, candidate.outcome) == ("gate", "2", "success")
     assert chain.action == "retrain"
     assert chain.decision_run_id == retrain["decision_run_id"] == candidate.decision_run_id
     assert result["run_id"] in chain.reason and retrain["training_run_id"] in chain.reason
@@ -133,7 +138,8 @@ def test_default_reference_and_a_crashing_retrain(store, tiny_model: Path, tmp_p
     assert code == 4, err
     assert result["window"]["reference"] == 195 and result["trigger"]["action"] == "none"  # no retrain configured
 
-    # A retrain that crashes: the error surfaces, the lease is released and the breaker counts it.
+    # A retrain that crashes: the drift result still comes back with the error, the lease is released
+    # and the breaker counts it.
     def crash(_: dict) -> dict:
         raise RuntimeError("out of disk")
 
@@ -142,17 +148,92 @@ def test_default_reference_and_a_crashing_retrain(store, tiny_model: Path, tmp_p
     cfg = load_drift_config(config)
     questions = [q["text"] for q in read_jsonl(HELPCENTER / "queries.jsonl")]
     reference = read_window(traffic(tmp_path / "ref.jsonl", questions))
-    with pytest.raises(RuntimeError, match="out of disk"):
-        run_drift(
-            name,
-            reference,
-            read_window(current),
-            cfg,
-            trigger_store=trigger_store,
-            cache_dir=None,
-            artifact_root=store.artifact_root,
-            retrain=crash,
-            progress=False,
-        )
+    result = run_drift(
+        name,
+        reference,
+        read_window(current),
+        cfg,
+        trigger_store=trigger_store,
+        cache_dir=None,
+        artifact_root=store.artifact_root,
+        retrain=crash,
+        progress=False,
+    )
+    assert result.drifted and result.trigger.action == "retrain" and result.retrain_error == "RuntimeError: out of disk"
     status = trigger_store.status(name)
     assert status["lease_holder"] is None and status["failures"] == 1 and not status["breaker_open"]
+
+
+def test_a_scheduled_drift_job_whose_retrain_fails_says_so_and_retries_the_window_once_fixed(
+    stack, tiny_model: Path, tmp_path: Path, unique_name: str
+) -> None:
+    """The cron job's view: the retrain's failure is in the JSON and the exit code, the ledger and
+    `status` keep it, the breaker opens and is reset, and the same window retrains after the fix."""
+    name = unique_name
+    assert cli("register", str(tiny_model), "--name", name)[0] == 0
+    assert cli("promote", name, "--version", "1", "--initial")[0] == 0
+    questions = [q["text"] for q in read_jsonl(HELPCENTER / "queries.jsonl")]
+    reference = traffic(tmp_path / "reference.jsonl", questions)
+    rng = random.Random(2)
+    current = traffic(tmp_path / "current.jsonl", [" ".join(rng.choices(BIO, k=6)) for _ in range(200)])
+    (tmp_path / "drift.yaml").write_text(
+        "report: never\ntrigger: {min_window: 100, consecutive: 1, high_threshold: 0.6, max_failures: 2}\n"
+    )
+    (tmp_path / "policy.yaml").write_text("min_delta: 0.0\nalpha: null\nguards: {}\nmax_latency_increase: null\n")
+    retrain_yaml = tmp_path / "retrain.yaml"
+
+    def write_retrain(data: Path) -> None:
+        retrain_yaml.write_text(
+            f"model_name: {name}\ntrain: {{data: {data}, max_steps: 2, batch_size: 8}}\n"
+            f"golden: {HELPCENTER}\npolicy: policy.yaml\n"
+        )
+
+    drift = (
+        "drift", name, "--current", str(current), "--reference", str(reference),
+        "--config", str(tmp_path / "drift.yaml"), "--retrain-config", str(retrain_yaml),
+    )  # fmt: skip
+
+    write_retrain(tmp_path / "no-such-pairs.jsonl")  # a typo in the data path
+    for _ in range(2):
+        code, result, err = cli(*drift)
+        assert code == 5, err  # drift flagged, and the retrain it started failed
+        assert result["drifted"] and result["trigger"]["action"] == "retrain" and result["retrain"] is None
+        assert "no-such-pairs.jsonl" in result["retrain_error"] and result["score"] >= 0.6
+        assert "retrain   FAILED" not in err  # --json: the object on stdout carries it
+    failures = [m for m in Ledger(stack.ledger_url).history(name) if m.outcome == "failed" or m.action == "breaker"]
+    assert [(m.action, m.outcome) for m in failures] == [
+        ("retrain", "failed"),
+        ("retrain", "failed"),
+        ("breaker", "success"),
+    ]
+    assert "no-such-pairs.jsonl" in failures[0].detail and "opened after 2" in failures[-1].reason
+
+    code, status, err = cli("status", name)
+    assert code == 0, err
+    (model,) = status["models"]
+    assert model["retrain"]["breaker_open"] and model["retrain"]["failures"] == 2 and not model["retrain"]["running"]
+    assert model["retrain"]["breaker_hint"] == f"embedops retrain --reset-breaker {name}"
+    assert model["drift"]["action"] == "failed" and "no-such-pairs.jsonl" in model["drift"]["reason"]
+    assert model["last_failure"]["action"] == "retrain" and "no-such-pairs.jsonl" in model["last_failure"]["detail"]
+    code, history, _ = cli("history", name)
+    assert code == 0 and [m["action"] for m in history["moves"]][-3:] == ["retrain", "retrain", "breaker"]
+
+    # While the breaker is open the window is scored but nothing retrains; a person fixes and resets.
+    code, result, _ = cli(*drift)
+    assert code == 4 and result["trigger"]["action"] == "none" and "circuit breaker open" in result["trigger"]["reason"]
+    write_retrain(HELPCENTER / "train_pairs.jsonl")
+    assert cli("retrain", "--reset-breaker", name)[0] == 0
+
+    # The same window, after the fix: it was never consumed, so it retrains now.
+    code, result, err = cli(*drift)
+    assert code == 4, err
+    assert result["trigger"]["action"] == "retrain" and result["retrain_error"] is None
+    assert result["retrain"]["version"] == "2" and result["retrain"]["verdict"] == "pass"
+    code, status, _ = cli("status", name)
+    (model,) = status["models"]
+    assert not model["retrain"]["breaker_open"] and model["retrain"]["failures"] == 0
+    assert (
+        model["retrain"]["last_retrain_at"] and model["retrain"]["cooldown_until"] > model["retrain"]["last_retrain_at"]
+    )
+    assert {a["alias"]: a["version"] for a in model["aliases"]}["candidate"] == "2"
+    assert [m.action for m in Ledger(stack.ledger_url).history(name)][-1] == "retrain"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from typer.testing import CliRunner
 
 from embedops.cli import app
 from registry.store import alias_version
+from tests.browser import screenshot
 from tests.conftest import HELPCENTER, SHARED_DATA, read_jsonl, write_jsonl
 from training.config import load_config
 from training.data import load_training_data
@@ -87,10 +87,6 @@ def scifact_golden(tmp_path: Path, distractors: int = 1000) -> Path:
     return out
 
 
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
 @pytest.mark.skipif(not (SHARED_DATA / "scifact" / "corpus.jsonl").is_file(), reason="shared SciFact data absent")
 def test_scifact_gate_with_report_screenshot(store, tmp_path: Path, unique_name: str) -> None:
     golden = scifact_golden(tmp_path)
@@ -120,33 +116,5 @@ def test_scifact_gate_with_report_screenshot(store, tmp_path: Path, unique_name:
     report = Path(MlflowClient().download_artifacts(payload["decision_run_id"], "gate/report.html"))
     html = report.read_text()
     assert html.count("<svg") == 3 and "REJECT" in html
-    browser = chromium()
-    if browser is None:
-        pytest.skip("no Chromium on this machine (.ci/run installs it)")
-    shot = tmp_path / "gate-report.png"
-    subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'chrome'}",
-            "--hide-scrollbars",
-            "--window-size=1100,2200",
-            f"--screenshot={shot}",
-            report.as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    from PIL import Image
-
-    image = Image.open(shot).convert("RGB")
-    colors = {c for _, c in image.getcolors(maxcolors=1 << 20)}
-    # The candidate bars (#2b6cb0) and the red verdict badge (#c53030) were drawn.
+    colors = screenshot(report, tmp_path / "gate-report.png")
     assert (0x2B, 0x6C, 0xB0) in colors and (0xC5, 0x30, 0x30) in colors

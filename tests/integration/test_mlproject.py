@@ -105,7 +105,7 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
         ("promote", None, "1", "success"),
         ("promote", "1", "2", "success"),
         ("rollback", "2", "1", "success"),
-        ("candidate", None, "3", "success"),
+        ("gate", None, "3", "success"),  # the retrain gated v3: candidate, on record
         ("retrain", "1", "3", "success"),
         ("promote", "1", "3", "success"),
         ("promote", "3", None, "success"),  # the promoted candidate is no longer the candidate

@@ -44,24 +44,25 @@ def test_a_study_nests_its_trials_prunes_and_registers_the_best(
         pruner={"type": "threshold", "lower": 1.0},
         n_trials=4,
         study=unique_name,
+        storage=stack.optuna_url,
     )
     ledger = Ledger(stack.ledger_url)
     result = run_study(
         cfg,
-        storage_url=stack.optuna_url,
+        home=stack.settings.home,
         artifact_root=stack.settings.artifact_root,
         register=True,
         ledger=ledger,
         notify=lambda _: None,
     )
 
-    assert result["trials"]["complete"] == 2 and result["trials"]["pruned"] == 2
+    assert result.trials["complete"] == 2 and result.trials["pruned"] == 2
     study = optuna.load_study(study_name=unique_name, storage=stack.optuna_url)
     states = {t.number: (t.params["epochs"], t.state.name) for t in study.trials}
     assert all(state == ("PRUNED" if epochs == 2 else "COMPLETE") for epochs, state in states.values())
 
     client = MlflowClient()
-    parent = client.get_run(result["parent_run_id"])
+    parent = client.get_run(result.parent_run_id)
     children = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
     )
@@ -73,15 +74,15 @@ def test_a_study_nests_its_trials_prunes_and_registers_the_best(
     for child in pruned:
         (point,) = client.get_metric_history(child.info.run_id, "dev_ndcg_at_10")
         assert 0 < point.step < 10 and point.value < 1.0
-    assert parent.data.tags["best_trial"] == str(result["best_trial"])
-    assert parent.data.metrics["best_ndcg_at_10"] == pytest.approx(result["best_value"])
+    assert parent.data.tags["best_trial"] == str(result.best_trial)
+    assert parent.data.metrics["best_ndcg_at_10"] == pytest.approx(result.best_value)
 
-    version = result["version"]
+    version = result.version
     assert version == "1" and alias_version(unique_name, "candidate") == "1"
     tags = client.get_model_version(unique_name, version).tags
     assert tags["tuning_study"] == unique_name and tags["embedding_dim"] == "32" and "tokenizer_sha256" in tags
     best_run = client.get_run(tags["run_id"])
-    assert best_run.data.tags["optuna.trial_number"] == str(result["best_trial"])
+    assert best_run.data.tags["optuna.trial_number"] == str(result.best_trial)
     (move,) = ledger.history(unique_name)
     assert (move.action, move.to_version, move.outcome) == ("candidate", "1", "success")
 

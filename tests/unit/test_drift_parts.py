@@ -79,8 +79,10 @@ def test_a_model_returning_nan_stops_the_drift_job_with_a_model_error(tmp_path: 
     encoder = KeywordEncoder(["invoice", "tax"], fail_on="tax")
     encoder.max_seq_length = 128  # type: ignore[attr-defined]
     window = read_window(traffic(tmp_path / "t.jsonl", [{"text": "invoice"}, {"text": "tax return"}]), min_texts=1)
-    with pytest.raises(ModelError, match="NaN/Inf vectors for 1 of 2 window texts"):
-        embed_window(LoadedModel("kw", encoder, "d" * 64), window, precision="fp32", cache=None, progress=False)
+    with pytest.raises(ModelError, match="NaN/Inf vectors for 1 of 2 current texts"):
+        embed_window(
+            LoadedModel("kw", encoder, "d" * 64), window, precision="fp32", cache=None, progress=False, what="current"
+        )
 
 
 def test_a_line_without_ts_is_an_error_when_a_time_range_is_given(tmp_path: Path) -> None:
@@ -144,3 +146,37 @@ def test_drift_config_refuses_samples_below_the_window_minimum(tmp_path: Path) -
     config.write_text("current_size: 1\n")
     with pytest.raises(ConfigError, match="current_size: Input should be greater than or equal to 10"):
         load_drift_config(config)
+
+
+def test_a_report_that_cannot_be_built_costs_the_report_not_the_drift_run(store) -> None:
+    import mlflow
+
+    from monitoring.job import log_report
+    from monitoring.windows import MIN_WINDOW_TEXTS
+
+    # Two windows of the smallest size drift accepts (10 texts each): too few points for Evidently's
+    # t-SNE picture (perplexity 30 needs more than 30 samples).
+    rng = np.random.default_rng(0)
+    reference, current = (rng.normal(size=(MIN_WINDOW_TEXTS, 8)).astype(np.float32) for _ in range(2))
+    with mlflow.start_run() as run:
+        assert log_report(reference, current, threshold=0.55) is False
+    tags = mlflow.get_run(run.info.run_id).data.tags
+    assert "perplexity" in tags["report_error"]
+    assert not mlflow.MlflowClient().list_artifacts(run.info.run_id, "drift")
+
+
+def test_a_window_knows_the_time_it_covers(tmp_path: Path) -> None:
+    import datetime as dt
+
+    rows = [{"text": f"question {i}", "ts": f"2026-11-{10 + i % 5:02d}T08:00:00Z"} for i in range(20)]
+    path = traffic(tmp_path / "t.jsonl", rows)
+    whole = read_window(path)
+    assert (whole.start, whole.end) == (
+        dt.datetime(2026, 11, 10, 8, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 14, 8, tzinfo=dt.UTC),
+    )
+    start, end = dt.datetime(2026, 11, 11, tzinfo=dt.UTC), dt.datetime(2026, 11, 14, tzinfo=dt.UTC)
+    ranged = read_window(path, start=start, end=end)
+    assert (ranged.start, ranged.end) == (start, end)  # the range asked for, not just the texts found
+    untimed = read_window(traffic(tmp_path / "u.jsonl", [{"text": f"q {i}"} for i in range(12)]))
+    assert untimed.start is None and untimed.end is None

@@ -144,3 +144,49 @@ def test_policy_file_overrides_and_refusals(tmp_path: Path) -> None:
         path.write_text(text)
         with pytest.raises(ConfigError, match=message):
             load_policy(path)
+
+
+def test_the_report_opens_with_the_verdict_and_its_reason() -> None:
+    from registry.gate.report import verdict_sentence
+
+    passed = decide(POLICY, BETTER, PRODUCTION)
+    delta = passed.candidate_metrics["ndcg_at_10"] - passed.production_metrics["ndcg_at_10"]
+    assert verdict_sentence(passed) == (
+        f"PASS: v2 may replace production v1, because every check holds: ndcg_at_10 {delta:+.4f} "
+        f"(p = {passed.comparison['p_value']:.3g}) against production."
+    )
+    rejected = decide(POLICY, replace(PRODUCTION, version="2"), PRODUCTION)
+    sentence = verdict_sentence(rejected)
+    assert sentence.startswith("REJECT: v2 stays out of production, because ndcg_at_10_improvement: ")
+    assert "ndcg_at_10_significance: " in sentence and sentence.endswith("(ndcg_at_10 +0.0000 (p = 1)).")
+
+
+def test_the_most_changed_queries_come_first_with_both_top_hits() -> None:
+    from evaluation.evaluator import EvaluationResult
+    from evaluation.golden import GoldenSet
+    from registry.gate.evidence import most_changed
+
+    golden = GoldenSet(
+        path=Path("g"),
+        split="test",
+        corpus_ids=["d1", "d2", "d3"],
+        corpus_texts=["pause a subscription", "export invoices", "reset a password"],
+        query_ids=["q1", "q2", "q3"],
+        query_texts=["how to pause", "invoice export", "forgot password"],
+        qrels={"q1": {"d1": 1}, "q2": {"d2": 1}, "q3": {"d3": 1}},
+        digest=DIGEST,
+    )
+
+    def result(scores: dict[str, float], tops: dict[str, str]) -> EvaluationResult:
+        per_query = {q: {"ndcg_at_10": s} for q, s in scores.items()}
+        return EvaluationResult({}, per_query, DIGEST, "test", 3, 3, 0.0, top_hits=tops)
+
+    production = result({"q1": 1.0, "q2": 0.5, "q3": 0.2}, {"q1": "d1", "q2": "d3", "q3": "d1"})
+    candidate = result({"q1": 0.3, "q2": 0.5, "q3": 1.0}, {"q1": "d2", "q2": "d3", "q3": "d3"})
+    changes = most_changed(golden, production, candidate, "ndcg_at_10")
+    # q3 gained 0.8, q1 lost 0.7, q2 did not move and is left out.
+    assert [(c.query, round(c.difference, 3)) for c in changes] == [("forgot password", 0.8), ("how to pause", -0.7)]
+    gained, lost = changes
+    assert (gained.production_top, gained.production_top_relevant) == ("pause a subscription", False)
+    assert (gained.candidate_top, gained.candidate_top_relevant) == ("reset a password", True)
+    assert (lost.production_top_relevant, lost.candidate_top) == (True, "export invoices")

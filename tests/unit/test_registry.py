@@ -288,7 +288,7 @@ def test_automation_may_only_set_the_candidate(store, two_versions: str, policie
     assert code == 0, err
     assert payload["candidate"] == "2" and payload["production"] == "1"
     assert alias_version(two_versions, "candidate") == "2" and alias_version(two_versions, "production") == "1"
-    assert outcomes(store, two_versions)[-1] == ("candidate", None, "2", "success")
+    assert outcomes(store, two_versions)[-1] == ("gate", None, "2", "success")  # a gate row, not a production move
     code, _, err = cli(
         "promote",
         two_versions,
@@ -486,3 +486,50 @@ def test_a_promoted_candidate_is_no_longer_the_candidate(store, two_versions: st
     assert outcomes(store, name)[-2:] == [("promote", "1", "2", "success"), ("promote", "2", None, "success")]
     assert ledger(store).history(name)[-1].alias == "candidate"
     assert cli("doctor", "--model", name)[1]["clean"]
+
+
+def test_a_gate_only_preview_is_a_gate_row_and_promote_reuses_its_golden_set(
+    store, two_versions: str, policies: dict
+) -> None:
+    name = two_versions
+    # A rejected preview: on record as a gate on `candidate`, never as a rejected production move.
+    code, payload, err = cli(
+        "promote", name, "--version", "2", "--golden", str(HELPCENTER), "--golden-split", "dev",
+        "--policy", policies["strict"], "--gate-only",
+    )  # fmt: skip
+    assert code == 3 and payload["decision"]["verdict"] == "reject", err
+    assert outcomes(store, name)[-1] == ("gate", None, "2", "rejected")
+    tags = MlflowClient().get_model_version(name, "2").tags
+    assert (tags["gate_golden"], tags["gate_golden_split"]) == (str(HELPCENTER), "dev")
+
+    # A release manager promotes with no path of the data scientist's: the recorded set and split are used.
+    code, payload, err = cli("promote", name, "--version", "2", "--policy", policies["lenient"])
+    assert code == 0, err
+    assert f"golden    {HELPCENTER} [dev]: the set v2 was gated on" in err
+    assert payload["production"] == "2" and outcomes(store, name)[-1][:3] == ("promote", "1", "2")
+    decision_run = MlflowClient().get_run(payload["decision_run_id"])
+    assert (decision_run.data.params["golden"], decision_run.data.params["golden_split"]) == (str(HELPCENTER), "dev")
+
+
+def test_promote_with_no_golden_set_anywhere_says_what_to_pass(store, two_versions: str, policies: dict) -> None:
+    code, _, err = cli("promote", two_versions, "--version", "2", "--policy", policies["lenient"])
+    assert code == 1 and "v2 was never gated: pass --golden DIR" in err
+    assert outcomes(store, two_versions)[-1][:3] == ("promote", None, "1")  # nothing recorded, nothing moved
+
+
+def test_compare_previews_a_gate_and_changes_nothing(store, two_versions: str, policies: dict, tmp_path: Path) -> None:
+    name = two_versions
+    before = outcomes(store, name)
+    tags_before = MlflowClient().get_model_version(name, "2").tags
+    code, payload, err = cli(
+        "compare", name, "production", "2", "--golden", str(HELPCENTER), "--policy", policies["strict"],
+        "--report-dir", str(tmp_path / "reports"),
+    )  # fmt: skip
+    assert code == 0, err  # a preview of a rejection is not a failure of the command
+    assert (payload["baseline"], payload["version"], payload["verdict"]) == ("1", "2", "reject")
+    assert payload["summary"].startswith("REJECT: v2 stays out of production, because ndcg_at_10_improvement")
+    report = Path(payload["report"]).read_text()
+    assert "compare by" in report and payload["summary"].split(",")[0] in report
+    # Nothing recorded, nothing moved, nothing tagged.
+    assert outcomes(store, name) == before and alias_version(name, "production") == "1"
+    assert MlflowClient().get_model_version(name, "2").tags == tags_before

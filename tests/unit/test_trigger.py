@@ -132,3 +132,44 @@ def test_lease_release_and_circuit_breaker(tmp_path: Path) -> None:
         store.evaluate(model="m", version="1", key="w5", score=0.9, window_size=2000, policy=policy, holder="e").action
         == "retrain"
     )
+
+
+def test_a_failed_retrain_reopens_its_window_and_leaves_no_cooldown(tmp_path: Path) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    store = TriggerStore(ledger)
+    policy = TriggerPolicy(consecutive=1, max_failures=2)
+
+    def window(holder: str) -> str:
+        return store.evaluate(
+            model="m", version="1", key="w1", score=0.9, window_size=2000, policy=policy, holder=holder
+        ).action
+
+    assert window("a") == "retrain"
+    store.finish(model="m", holder="a", succeeded=False, policy=policy, key="w1", error="data not found", version="1")
+    # The same window again: not "already handled", not in cooldown (nothing ran), so it retrains.
+    assert window("b") == "retrain"
+    store.finish(model="m", holder="b", succeeded=True, policy=policy)
+    assert window("c") == "none"  # now it is handled
+    state, last = store.snapshot("m")
+    assert state["failures"] == 0 and state["last_retrain_at"] and last is not None and last["action"] == "retrain"
+    rows = [(m.action, m.outcome, m.detail) for m in ledger.history("m")]
+    assert rows == [("retrain", "failed", "data not found")]
+
+
+def test_a_window_held_back_by_a_guard_retrains_once_the_guard_lifts(tmp_path: Path) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    store = TriggerStore(ledger)
+    policy = TriggerPolicy(consecutive=1, max_failures=1, cooldown_hours=0)
+    first = store.evaluate(model="m", version="1", key="w1", score=0.9, window_size=2000, policy=policy, holder="a")
+    assert first.action == "retrain"
+    store.finish(model="m", holder="a", succeeded=False, policy=policy, key="w1", error="boom", version="1")
+    held = store.evaluate(model="m", version="1", key="w2", score=0.9, window_size=2000, policy=policy, holder="b")
+    assert held.action == "none" and "circuit breaker open after 1" in held.reason
+    store.reset_breaker("m", actor="alice")
+    again = store.evaluate(model="m", version="1", key="w2", score=0.9, window_size=2000, policy=policy, holder="c")
+    assert again.action == "retrain"
+    assert [(m.action, m.actor, m.reason) for m in ledger.history("m")][1:] == [
+        ("breaker", "embedops-drift", "circuit breaker opened after 1 failed retrains"),
+        ("breaker", "alice", "circuit breaker reset"),
+    ]
+    assert store.window_count("m") == 2  # a replay updates its window's row, never adds one
