@@ -41,6 +41,8 @@ class DriftStatus:
     action: str  # what the trigger did: retrain, none, failed (its retrain failed; the window stays open)
     reason: str
     run_id: str | None
+    window_start: str | None  # the traffic time the window covered, from its drift run
+    window_end: str | None
 
 
 @dataclass(frozen=True)
@@ -86,13 +88,6 @@ class StatusReport:
         return asdict(self)
 
 
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def alias_status(name: str, alias: str, versions: dict[str, store.VersionInfo]) -> AliasStatus:
     version = next((v.version for v in versions.values() if alias in v.aliases), None)
     tags = versions[version].tags if version else {}
@@ -102,7 +97,7 @@ def alias_status(name: str, alias: str, versions: dict[str, store.VersionInfo]) 
         gate_verdict=tags.get("gate_verdict"),
         golden=tags.get(GATE_GOLDEN),
         golden_split=tags.get(GATE_GOLDEN_SPLIT),
-        ndcg_at_10=_float(tags.get("ndcg_at_10")),
+        ndcg_at_10=store.tag_number(tags, "ndcg_at_10", float),
     )
 
 
@@ -139,6 +134,7 @@ def model_status(name: str, ledger: Ledger, trigger_store: TriggerStore, policy:
     state, window = trigger_store.snapshot(name)
     drift = None
     if window is not None:
+        params = store.client().get_run(window["run_id"]).data.params if window["run_id"] else {}
         drift = DriftStatus(
             at=window["ts"],
             version=window["version"],
@@ -147,6 +143,8 @@ def model_status(name: str, ledger: Ledger, trigger_store: TriggerStore, policy:
             action=window["action"],
             reason=window["reason"],
             run_id=window["run_id"],
+            window_start=params.get("window_start"),
+            window_end=params.get("window_end"),
         )
     return ModelStatus(
         model=name,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from embedops.core.errors import EmbedopsError
 from embedops.core.names import parse_version, validate_name
 
 PRODUCTION, PREVIOUS, CANDIDATE = "production", "previous", "candidate"
+N = TypeVar("N", int, float)
 ALIASES = (PRODUCTION, PREVIOUS, CANDIDATE)
 
 
@@ -86,12 +88,12 @@ class VersionRow:
 
     version: str
     aliases: list[str]
-    ndcg_at_10: str | None
-    recall_at_10: str | None
+    ndcg_at_10: float | None  # golden-set metrics recorded at registration (None: registered without one)
+    recall_at_10: float | None
     gate_verdict: str | None
-    embedding_dim: str | None
+    embedding_dim: int | None
     run_id: str | None
-    created: int  # epoch ms, as MLflow records it
+    created: str  # ISO time, UTC
 
 
 @dataclass(frozen=True)
@@ -105,17 +107,25 @@ class ModelListing:
         return asdict(self)
 
 
+def tag_number(tags: dict[str, str], key: str, kind: type[N]) -> N | None:
+    """A numeric version tag as a number (MLflow keeps every tag as text); None when absent or not one."""
+    try:
+        return kind(tags[key]) if key in tags else None
+    except ValueError:
+        return None
+
+
 def model_listing(name: str) -> ModelListing:
     rows = [
         VersionRow(
             version=v.version,
             aliases=v.aliases,
-            ndcg_at_10=v.tags.get("ndcg_at_10"),
-            recall_at_10=v.tags.get("recall_at_10"),
+            ndcg_at_10=tag_number(v.tags, "ndcg_at_10", float),
+            recall_at_10=tag_number(v.tags, "recall_at_10", float),
             gate_verdict=v.tags.get("gate_verdict"),
-            embedding_dim=v.tags.get("embedding_dim"),
+            embedding_dim=tag_number(v.tags, "embedding_dim", int),
             run_id=v.run_id,
-            created=v.created,
+            created=dt.datetime.fromtimestamp(v.created / 1000, dt.UTC).isoformat(),
         )
         for v in list_versions(name)
     ]

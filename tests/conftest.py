@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,38 @@ def read_jsonl(path: Path) -> list[dict]:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def train_argv(data: Path, base_model: Path, name: str, *flags: str) -> list[str]:
+    """`embedops train` arguments: these pairs, this base model, this model name, then ``flags``."""
+    return ["train", "--data", str(data), "--base-model", str(base_model), "--name", name, *flags]
+
+
+def run_python(
+    *args: str, env: Mapping[str, str], cwd: Path = REPO, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """`python ARGS` as a process of its own (this interpreter): exit status, stdout and stderr as text."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_embedops(
+    *args: str, env: Mapping[str, str], cwd: Path = REPO, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """`embedops ARGS` run as a user's shell runs it, to the end: see :func:`run_python`."""
+    return run_python("-m", "embedops", *args, env=env, cwd=cwd, timeout=timeout)
+
+
+def start_embedops(*args: str, env: Mapping[str, str], cwd: Path = REPO, **popen: Any) -> subprocess.Popen:
+    """`embedops ARGS` started in the background; stdout and stderr are text pipes unless ``popen`` says otherwise."""
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True} | popen
+    return subprocess.Popen([sys.executable, "-m", "embedops", *args], cwd=cwd, env=env, **streams)
+
+
+def ledger_moves(ledger_url: str, name: str) -> list[tuple[str, str | None, str | None, str]]:
+    """A model's alias moves as its ledger records them, oldest first: (action, from, to, outcome)."""
+    from registry.ledger import Ledger
+
+    return [(m.action, m.from_version, m.to_version, m.outcome) for m in Ledger(ledger_url).history(name)]
 
 
 @pytest.fixture(scope="session")
@@ -138,9 +172,6 @@ def start_mlflow_server(state: Path, port: int, *extra: str, env: dict[str, str]
     :func:`stop_server` (the whole process group) really stops it. MLflow's job runner (eight
     GenAI worker processes that embedops never uses) stays off.
     """
-    import subprocess
-    import sys
-
     state.mkdir(parents=True, exist_ok=True)
     log = state / "server.log"
     with open(log, "a") as out:

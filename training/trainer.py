@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from embedops.core.progress import bars, phase
 from training.config import TrainConfig
 from training.losses import uses_in_batch_negatives
 
@@ -52,7 +53,7 @@ def training_arguments(cfg: TrainConfig, n_rows: int, output_dir: str, *, progre
         logging_first_step=True,
         save_strategy="no",
         report_to="none",  # embedops logs to MLflow itself (one run, our metric names)
-        disable_tqdm=not progress,
+        disable_tqdm=not (progress and bars()),  # a log file gets the phase lines and MLflow's loss curve
     )
 
 
@@ -75,7 +76,13 @@ def fit(
         loss=loss,
         callbacks=callbacks or [],
     )
-    output = trainer.train()
+    if trainer.args.disable_tqdm:  # without bars the trainer prints each log dict; MLflow has them already
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    steps = planned_steps(len(dataset), cfg)
+    with phase(f"training: {steps} steps over {len(dataset)} rows", count=steps, unit="steps"):
+        output = trainer.train()
     seconds = float(output.metrics.get("train_runtime", 0.0))
     world = int(trainer.args.world_size)
     return FitStats(

@@ -209,4 +209,10 @@ def doctor(
             + ("" if fix or result.clean else "; --fix repairs what is safe")
         )
 
-    run_job(job, render, as_json=as_json, debug=debug, exit_code=lambda r: ExitCode.DONE if r.clean else ExitCode.ERROR)
+    run_job(
+        job,
+        render,
+        as_json=as_json,
+        debug=debug,
+        exit_code=lambda r: ExitCode.DONE if r.clean else ExitCode.DOCTOR_PROBLEMS,
+    )

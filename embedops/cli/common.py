@@ -25,7 +25,7 @@ apply_offline_env()  # before anything imports transformers or mlflow
 app = typer.Typer(
     name="embedops",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
     help="MLOps for text-embedding models: fine-tune, evaluate, gate, promote, watch for drift.",
 )
@@ -48,8 +48,8 @@ def root(
     """MLOps for text-embedding models: fine-tune, evaluate, gate, promote, watch for drift."""
 
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout for scripts.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and library logs.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout for scripts.", metavar="")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks and library logs.", metavar="")]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -62,6 +62,7 @@ class ExitCode(IntEnum):
     GATE_REJECTED = 3  # the gate said no: production is unchanged
     DRIFT_FLAGGED = 4  # drift was flagged
     RETRAIN_FAILED = 5  # drift was flagged and the retrain it started failed (drift --json says why)
+    DOCTOR_PROBLEMS = 6  # doctor found problems it did not (or could not) fix
     INTERRUPTED = 130  # Ctrl-C: the run is FAILED, nothing registered
     TERMINATED = 143  # SIGTERM: the same
 
@@ -97,8 +98,8 @@ def run_job(
         if not show_bars:
             hide_library_bars()
         with progress.phase("opening the store"):
+            quiet_libraries(debug)  # first: creating a new store logs MLflow's table migrations
             settings = configure(create=not reads_only)
-            quiet_libraries(debug)
         # Libraries that print (the trainer's loss lines) must not touch stdout: it holds the result.
         with contextlib.redirect_stdout(sys.stderr):
             result = job(settings)
@@ -110,21 +111,20 @@ def run_job(
             render_decision(exc.payload)
         typer.echo(f"rejected: {exc}", err=True)
         raise typer.Exit(ExitCode.GATE_REJECTED) from None
-    except EmbedopsError as exc:
-        if debug:
-            raise
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(ExitCode.ERROR) from None
     except Terminated:
         typer.echo("terminated (SIGTERM): the run is marked FAILED and nothing was registered", err=True)
         raise typer.Exit(ExitCode.TERMINATED) from None
     except KeyboardInterrupt:
         typer.echo("interrupted: nothing was registered", err=True)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
-    except Exception as exc:
+    except Exception as exc:  # not the two above: they are BaseExceptions
         if debug:
             raise
-        typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+        if isinstance(exc, EmbedopsError):  # raised on purpose: its message says what to fix
+            message = f"error: {exc}"
+        else:
+            message = f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
+        typer.echo(message, err=True)
         raise typer.Exit(ExitCode.ERROR) from None
     finally:
         progress.install(None, bars=True)  # phase lines belong to this command only
@@ -151,13 +151,16 @@ def hide_library_bars() -> None:
 
 def quiet_libraries(debug: bool) -> None:
     """Library chatter (MLflow's table migrations, model-load reports) hides the lines that matter."""
+    import mlflow  # noqa: F401  (it sets its loggers' levels when imported: set ours after)
+
     level = logging.INFO if debug else logging.ERROR
     for noisy in ("mlflow", "alembic", "transformers", "sentence_transformers", "httpx"):
         logging.getLogger(noisy).setLevel(level)
 
 
 def opt(help_text: str, *names: str) -> Any:
-    return typer.Option(*names, help=help_text)
+    # No metavar: the help text says what a value is, and "<str>" beside every flag is noise.
+    return typer.Option(*names, help=help_text, metavar="")
 
 
 def choice_opt(help_text: str, choices: tuple[str, ...]) -> Any:
@@ -168,7 +171,7 @@ def choice_opt(help_text: str, choices: tuple[str, ...]) -> Any:
             raise typer.BadParameter(f"'{value}' is not one of {', '.join(choices)}")
         return value
 
-    return typer.Option(help=f"{help_text} ({' | '.join(choices)})", callback=check)
+    return typer.Option(help=f"{help_text} ({' | '.join(choices)})", callback=check, metavar="")
 
 
 PRECISION_CHOICES = get_args(Precision)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -27,8 +27,20 @@ if TYPE_CHECKING:
     from training.tune import StudyResult
 
 
+# The flags train and tune share, each overriding the training-config key of its name (--name: model_name).
+TRAINING_FLAGS = (
+    "data data_split golden golden_split loss epochs max_steps batch_size learning_rate base_model name precision seed"
+).split()
+
+
+def training_overrides(params: dict[str, Any]) -> dict[str, Any]:
+    """Training-config overrides from a command's parsed flags (``ctx.params``); None: a flag not given."""
+    return {("model_name" if flag == "name" else flag): params[flag] for flag in TRAINING_FLAGS}
+
+
 @app.command(rich_help_panel="Data scientists")
 def train(
+    ctx: typer.Context,
     config: Annotated[Path | None, opt("YAML training config; flags override it.", "--config", "-c")] = None,
     data: Annotated[str | None, opt("Pairs/triplets (JSONL, CSV, Parquet) or a BEIR folder.")] = None,
     data_split: Annotated[str | None, opt("qrels split when --data is a BEIR folder.")] = None,
@@ -62,20 +74,8 @@ def train(
 
         cfg = load_config(
             config,
-            data=data,
-            data_split=data_split,
-            golden=golden,
-            golden_split=golden_split,
-            loss=loss,
-            epochs=epochs,
-            max_steps=max_steps,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            base_model=base_model,
-            model_name=name,
+            **training_overrides(ctx.params),
             hard_negatives=hard_negatives,
-            precision=precision,
-            seed=seed,
             register_version=None if register else False,
         )
         if cfg.register_version is not False:
@@ -87,6 +87,7 @@ def train(
 
 @app.command(rich_help_panel="Data scientists")
 def tune(
+    ctx: typer.Context,
     config: Annotated[
         Path | None, opt("Tune YAML: train settings, search_space, objective, sampler, pruner.", "--config", "-c")
     ] = None,
@@ -125,21 +126,7 @@ def tune(
 
         cfg = load_tune_config(
             config,
-            dict(
-                data=data,
-                data_split=data_split,
-                golden=golden,
-                golden_split=golden_split,
-                loss=loss,
-                epochs=epochs,
-                max_steps=max_steps,
-                batch_size=batch_size,
-                learning_rate=learning_rate,
-                base_model=base_model,
-                model_name=name,
-                precision=precision,
-                seed=seed,
-            ),
+            training_overrides(ctx.params),
             n_trials=n_trials,
             timeout=timeout,
             storage=storage,
@@ -176,7 +163,8 @@ def tune(
 def evaluate(
     model: Annotated[str, opt("Model: models:/NAME/VERSION, models:/NAME@ALIAS, runs:/ID/model or a folder.")],
     golden: Annotated[str, opt("BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.")],
-    split: Annotated[str, opt("Split of the golden set.")] = DEFAULT_SPLIT,
+    golden_split: Annotated[str, opt("Split of the golden set.", "--golden-split")] = DEFAULT_SPLIT,
+    split: Annotated[str | None, typer.Option("--split", hidden=True, help="The old name of --golden-split.")] = None,
     precision: Annotated[str, choice_opt("Autocast where the CPU/GPU runs bf16 natively.", PRECISION_CHOICES)] = "fp32",
     batch_size: Annotated[int, opt("Texts per encode batch.")] = 32,
     latency_calls: Annotated[int, opt("Single-text encode calls for latency percentiles (0: skip).")] = 100,
@@ -204,7 +192,7 @@ def evaluate(
         report, result = run_evaluation(
             model,
             golden,
-            split,
+            split or golden_split,
             cache_dir=settings.cache_dir if cache else None,
             precision=precision,
             strict=strict,

@@ -117,9 +117,11 @@ def models(
     def render(result: ModelListing, settings: Settings) -> None:
         typer.echo(f"{'version':>7s}  {'aliases':24s} {'ndcg@10':>8s} {'recall@10':>9s}  {'gate':8s} run")
         for v in result.versions:
+            ndcg = f"{v.ndcg_at_10:.6f}" if v.ndcg_at_10 is not None else "-"
+            recall = f"{v.recall_at_10:.6f}" if v.recall_at_10 is not None else "-"
             typer.echo(
-                f"{v.version:>7s}  {','.join(v.aliases) or '-':24s} {v.ndcg_at_10 or '-':>8.8s} "
-                f"{v.recall_at_10 or '-':>9.9s}  {v.gate_verdict or '-':8s} {v.run_id}"
+                f"{v.version:>7s}  {','.join(v.aliases) or '-':24s} {ndcg:>8s} {recall:>9s}  "
+                f"{v.gate_verdict or '-':8s} {v.run_id}"
             )
 
     run_job(job, render, as_json=as_json, debug=debug, reads_only=True)

@@ -114,7 +114,10 @@ def render_status(report: StatusReport, settings: Settings) -> None:
             typer.echo("  drift      no window scored yet")
         else:
             verdict = "DRIFT" if d.drifted else "no drift"
-            typer.echo(f"  drift      {d.at}: score {d.score:.3f} ({verdict}) on v{d.version}; {d.action}: {d.reason}")
+            span = f" (traffic {d.window_start} to {d.window_end})" if d.window_start else ""
+            typer.echo(
+                f"  drift      {d.at}{span}: score {d.score:.3f} ({verdict}) on v{d.version}; {d.action}: {d.reason}"
+            )
         r = model.retrain
         lines = [f"last {r.last_retrain_at or 'never'}"]
         if r.cooldown_until:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from embedops.cli import app
 from registry.ledger import Ledger
-from tests.conftest import free_port, start_mlflow_server, stop_server
+from tests.conftest import free_port, start_mlflow_server, stop_server, train_argv
 
 pytestmark = [pytest.mark.slow]
 ADMIN, RITA, TOM = ("admin", "admin-password-0"), ("rita", "rita-password-1"), ("tom", "tom-password-22")
@@ -81,23 +81,9 @@ def test_identity_and_permissions_come_from_mlflow(
     assert cli("promote", name, "--version", "1", "--initial")[0] == 0
 
     act_as(monkeypatch, auth_server, TOM)
-    code, out = cli(
-        "train", "--data", str(pairs_file), "--base-model", str(tiny_model), "--max-steps", "1", "--name", name
-    )
+    code, out = cli(*train_argv(pairs_file, tiny_model, name, "--max-steps", "1"))
     assert code == 1 and "MLflow grants 'tom' READ" in out and "--no-register" in out
-    code, out = cli(
-        "train",
-        "--data",
-        str(pairs_file),
-        "--base-model",
-        str(tiny_model),
-        "--max-steps",
-        "1",
-        "--name",
-        name,
-        "--no-register",
-        "--json",
-    )
+    code, out = cli(*train_argv(pairs_file, tiny_model, name, "--max-steps", "1", "--no-register", "--json"))
     assert code == 0, out
     run_id = json.loads(out)["run_id"]
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,22 @@ from typer.testing import CliRunner
 from embedops.cli import app
 from registry.ledger import Ledger
 from registry.store import alias_version
-from tests.conftest import REPO
+from tests.conftest import start_embedops
 
 pytestmark = [pytest.mark.slow]
 RACERS = 20
+
+
+def race(stack, name: str, versions: Iterable[int], *gate: str) -> list[tuple[int, str, str]]:
+    """One `embedops promote` process per version, all started at once, each as release manager rm<version>
+    and only if production is still v1: the exit code, stdout and stderr of each."""
+    env = stack.env | {"OMP_NUM_THREADS": "1"}
+    if_v1 = ("--reason", "race", "--expect-production", "1")
+    racers = [
+        start_embedops("promote", name, "--version", str(v), *gate, *if_v1, "--actor", f"rm{v}", "--json", env=env)
+        for v in versions
+    ]
+    return [(p.wait(timeout=600), p.stdout.read(), p.stderr.read()) for p in racers]
 
 
 def test_twenty_simultaneous_promotions_have_exactly_one_winner(stack, tiny_model: Path, unique_name: str) -> None:
@@ -36,35 +47,7 @@ def test_twenty_simultaneous_promotions_have_exactly_one_winner(stack, tiny_mode
         )
 
     # Every racer was gated against v1 and moves only if production is still v1.
-    env = stack.env | {"OMP_NUM_THREADS": "1"}
-    racers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "embedops",
-                "promote",
-                unique_name,
-                "--version",
-                str(v),
-                "--skip-gate",
-                "--reason",
-                "race",
-                "--expect-production",
-                "1",
-                "--actor",
-                f"rm{v}",
-                "--json",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for v in range(2, RACERS + 2)
-    ]
-    results = [(p.wait(timeout=600), p.stdout.read(), p.stderr.read()) for p in racers]
+    results = race(stack, unique_name, range(2, RACERS + 2), "--skip-gate")
 
     winners = [json.loads(out)["production"] for code, out, _ in results if code == 0]
     losers = [err for code, _, err in results if code != 0]
@@ -98,38 +81,7 @@ def test_two_gated_promotions_race_and_exactly_one_wins(
     policy = tmp_path / "lenient.yaml"
     policy.write_text("min_delta: 0.0\nalpha: null\nguards: {}\nmax_latency_increase: null\nn_resamples: 200\n")
 
-    env = stack.env | {"OMP_NUM_THREADS": "1"}
-    racers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "embedops",
-                "promote",
-                unique_name,
-                "--version",
-                str(v),
-                "--golden",
-                str(HELPCENTER),
-                "--policy",
-                str(policy),
-                "--reason",
-                "race",
-                "--expect-production",
-                "1",
-                "--actor",
-                f"rm{v}",
-                "--json",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for v in (2, 3)
-    ]
-    results = [(p.wait(timeout=600), p.stdout.read(), p.stderr.read()) for p in racers]
+    results = race(stack, unique_name, (2, 3), "--golden", str(HELPCENTER), "--policy", str(policy))
 
     winners = [json.loads(out)["production"] for code, out, _ in results if code == 0]
     losers = [err for code, _, err in results if code != 0]

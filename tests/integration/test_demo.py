@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from registry.ledger import Ledger
+from tests.conftest import ledger_moves, run_embedops
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 NAME = "helpcenter-embedder"
@@ -24,14 +23,7 @@ def test_the_demo_runs_the_whole_lifecycle_and_points_a_newcomer_at_its_store(tm
     # A tracking URI in the environment must not pull the demo out of its own home.
     env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'elsewhere.db'}"}
     env.pop("EMBEDOPS_HOME", None)
-    out = subprocess.run(
-        [sys.executable, "-m", "embedops", "demo", "--home", str(home)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    out = run_embedops("demo", "--home", str(home), env=env, cwd=tmp_path, timeout=1200)
     assert out.returncode == 0, out.stderr[-4000:]
     lines = out.stdout.splitlines()
     assert any(line.startswith("every step as expected") for line in lines), out.stdout
@@ -48,12 +40,11 @@ def test_the_demo_runs_the_whole_lifecycle_and_points_a_newcomer_at_its_store(tm
     elsewhere.mkdir()
 
     def embedops(*args: str) -> dict:
-        done = subprocess.run(
-            [sys.executable, "-m", "embedops", *args, "--json"],
-            cwd=elsewhere,
+        done = run_embedops(
+            *args,
+            "--json",
             env=newcomer | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-            capture_output=True,
-            text=True,
+            cwd=elsewhere,
             timeout=300,
         )
         assert done.returncode == 0, done.stderr[-2000:]
@@ -98,11 +89,7 @@ def test_the_demo_runs_the_whole_lifecycle_and_points_a_newcomer_at_its_store(tm
     retrained = client.get_model_version(NAME, "4")
     assert client.get_run(retrained.run_id).data.tags["retrain_trigger_run_id"] == drift_runs[1].info.run_id
 
-    moves = [
-        (m.action, m.from_version, m.to_version, m.outcome)
-        for m in Ledger(f"sqlite:///{home / 'ledger.db'}").history(NAME)
-    ]
-    assert moves == [
+    assert ledger_moves(f"sqlite:///{home / 'ledger.db'}", NAME) == [
         ("promote", None, "1", "success"),
         ("promote", "1", "2", "success"),
         ("promote", "2", "3", "rejected"),

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from embedops.cli import app
 from registry.ledger import Ledger
 from registry.store import alias_version
-from tests.conftest import HELPCENTER, read_jsonl
+from tests.conftest import HELPCENTER, read_jsonl, train_argv
 
 pytestmark = [pytest.mark.slow]
 runner = CliRunner()
@@ -120,17 +120,7 @@ def test_default_reference_and_a_crashing_retrain(store, tiny_model: Path, tmp_p
 
     # A trained one does: its training anchors are the default reference.
     code, _, err = cli(
-        "train",
-        "--data",
-        str(HELPCENTER / "train_pairs.jsonl"),
-        "--base-model",
-        str(tiny_model),
-        "--name",
-        name,
-        "--max-steps",
-        "1",
-        "--batch-size",
-        "8",
+        *train_argv(HELPCENTER / "train_pairs.jsonl", tiny_model, name, "--max-steps", "1", "--batch-size", "8")
     )
     assert code == 0, err
     assert cli("promote", name, "--version", "2", "--skip-gate", "--reason", "trained")[0] == 0

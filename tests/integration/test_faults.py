@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port, start_mlflow_server, stop_server
+from tests.conftest import REPO, free_port, run_embedops, start_embedops, start_mlflow_server, stop_server, train_argv
 
 pytestmark = [pytest.mark.slow]
 
@@ -22,14 +21,7 @@ def test_the_next_command_works_after_postgresql_restarts(stack, tiny_model: Pat
         pytest.skip("a PostgreSQL restart is a fault of the server stack")
 
     def embedops(*args: str) -> dict:
-        out = subprocess.run(
-            [sys.executable, "-m", "embedops", *args, "--json"],
-            cwd=REPO,
-            env=stack.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        out = run_embedops(*args, "--json", env=stack.env)
         assert out.returncode == 0, out.stderr[-2000:]
         return json.loads(out.stdout)
 
@@ -60,24 +52,8 @@ def test_a_tracking_server_dying_mid_run_fails_the_run_and_registers_nothing(
     }
     log = tmp_path / "train.err"
     with open(log, "w") as err:
-        job = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "embedops",
-                "train",
-                "--data",
-                str(pairs_file),
-                "--base-model",
-                str(tiny_model),
-                "--max-steps",
-                "100000",
-                "--batch-size",
-                "8",
-                "--name",
-                unique_name,
-            ],
-            cwd=REPO,
+        job = start_embedops(
+            *train_argv(pairs_file, tiny_model, unique_name, "--max-steps", "100000", "--batch-size", "8"),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=err,

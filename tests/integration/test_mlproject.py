@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from registry.ledger import Ledger
-from tests.conftest import EXAMPLES, HELPCENTER, REPO
+from tests.conftest import EXAMPLES, HELPCENTER, REPO, ledger_moves, run_python
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 NAME = "mlproject-model"
@@ -31,7 +30,7 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
     }
 
     def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
-        out = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        out = run_python(*args, env=env)
         assert out.returncode == expect, f"{args}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
         return out
 
@@ -97,11 +96,7 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
     drifted = next(r for r in runs if r.data.tags["mlflow.project.entryPoint"] == "drift")
     assert "drift_auc" in drifted.data.metrics and drifted.data.tags["embedops.job"] == "drift"
 
-    moves = [
-        (m.action, m.from_version, m.to_version, m.outcome)
-        for m in Ledger(f"sqlite:///{home / 'ledger.db'}").history(NAME)
-    ]
-    assert moves == [
+    assert ledger_moves(f"sqlite:///{home / 'ledger.db'}", NAME) == [
         ("promote", None, "1", "success"),
         ("promote", "1", "2", "success"),
         ("rollback", "2", "1", "success"),

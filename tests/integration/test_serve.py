@@ -5,8 +5,6 @@ The vectors served are the ones the gate scores: both come from ``registry.verif
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from embedops.cli import app
 from evaluation.models import load_sentence_transformer
 from registry.store import get_version
 from registry.verified import load_version
-from tests.conftest import REPO, free_port, wait_until_answers
+from tests.conftest import free_port, start_embedops, wait_until_answers
 
 pytestmark = [pytest.mark.slow]
 TEXTS = ["how do I pause a recurring invoice?", "Payrail transfers are on hold", "export my receipts"]
@@ -38,14 +36,7 @@ def test_serve_answers_with_the_production_versions_vectors(stack, tiny_model: P
     assert runner.invoke(app, ["promote", unique_name, "--version", "1", "--initial"]).exit_code == 0
 
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "embedops", "serve", unique_name, "--port", str(port), "--json"],
-        cwd=REPO,
-        env=stack.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = start_embedops("serve", unique_name, "--port", str(port), "--json", env=stack.env)
     try:
         announced = json.loads(server.stdout.readline())
         assert (announced["version"], announced["alias"]) == ("1", "production")

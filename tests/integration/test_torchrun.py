@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import HELPCENTER, REPO
+from tests.conftest import HELPCENTER, run_python, train_argv
 
 pytestmark = [pytest.mark.slow]
 
@@ -24,36 +23,11 @@ def test_two_ranks_train_and_only_rank_zero_logs_and_registers(tmp_path: Path, t
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
     env.pop("MLFLOW_TRACKING_URI", None)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc-per-node",
-            "2",
-            "-m",
-            "embedops",
-            "train",
-            "--data",
-            str(HELPCENTER / "train_pairs.jsonl"),
-            "--base-model",
-            str(tiny_model),
-            "--max-steps",
-            "4",
-            "--batch-size",
-            "8",
-            "--golden",
-            str(HELPCENTER),
-            "--name",
-            "ddp-model",
-            "--json",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    torchrun = ("-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "embedops")
+    train = train_argv(
+        HELPCENTER / "train_pairs.jsonl", tiny_model, "ddp-model", "--max-steps", "4", "--batch-size", "8"
     )
+    out = run_python(*torchrun, *train, "--golden", str(HELPCENTER), "--json", env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     (line,) = out.stdout.strip().splitlines()  # rank 1 trains but reports nothing
     result = json.loads(line)

@@ -4,8 +4,6 @@ on the embedded stack (sqlite) and the server stack (PostgreSQL + mlflow server)
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -14,7 +12,7 @@ from mlflow import MlflowClient
 
 from registry.ledger import Ledger
 from registry.store import alias_version
-from tests.conftest import HELPCENTER, REPO
+from tests.conftest import HELPCENTER, run_embedops, start_embedops
 from training.tune import run_study
 from training.tune_config import load_tune_config
 
@@ -113,17 +111,7 @@ def test_two_workers_share_one_study_without_repeating_a_trial(
         )
     )
     env = stack.env
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "embedops", "tune", "--config", str(config), "--json"],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
+    workers = [start_embedops("tune", "--config", str(config), "--json", env=env) for _ in range(2)]
     outputs = [w.communicate(timeout=600) for w in workers]
     assert all(w.returncode == 0 for w in workers), [err[-2000:] for _, err in outputs]
 
@@ -142,13 +130,6 @@ def test_two_workers_share_one_study_without_repeating_a_trial(
 
     # Resuming the study adds trials after the finished ones and repeats none.
     config.write_text(config.read_text().replace('"n_trials": 3', '"n_trials": 1'))
-    again = subprocess.run(
-        [sys.executable, "-m", "embedops", "tune", "--config", str(config), "--json"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    again = run_embedops("tune", "--config", str(config), "--json", env=env)
     assert again.returncode == 0, again.stderr[-2000:]
     assert sorted(t.number for t in optuna.load_study(study_name=unique_name, storage=storage).trials) == list(range(7))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from embedops.cli import app
-from tests.conftest import REPO
+from tests.conftest import run_embedops, train_argv
 
 runner = CliRunner()
 
@@ -46,21 +45,7 @@ def test_help_lists_the_commands_and_train_flags() -> None:
 
 def test_train_json_prints_one_json_object(store, tiny_model: Path, pairs_file: Path, unique_name: str) -> None:
     result = runner.invoke(
-        app,
-        [
-            "train",
-            "--data",
-            str(pairs_file),
-            "--base-model",
-            str(tiny_model),
-            "--name",
-            unique_name,
-            "--batch-size",
-            "8",
-            "--max-steps",
-            "2",
-            "--json",
-        ],
+        app, train_argv(pairs_file, tiny_model, unique_name, "--batch-size", "8", "--max-steps", "2", "--json")
     )
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)  # the trainer's own log lines went to stderr
@@ -71,20 +56,7 @@ def test_train_json_prints_one_json_object(store, tiny_model: Path, pairs_file: 
 
 def test_train_summary_says_where_to_look(store, tiny_model: Path, pairs_file: Path, unique_name: str) -> None:
     result = runner.invoke(
-        app,
-        [
-            "train",
-            "--data",
-            str(pairs_file),
-            "--base-model",
-            str(tiny_model),
-            "--name",
-            unique_name,
-            "--batch-size",
-            "8",
-            "--max-steps",
-            "1",
-        ],
+        app, train_argv(pairs_file, tiny_model, unique_name, "--batch-size", "8", "--max-steps", "1")
     )
     assert result.exit_code == 0, result.stderr
     assert f"models:/{unique_name}/1" in result.stdout and "mlflow ui --backend-store-uri" in result.stdout
@@ -105,21 +77,9 @@ def test_train_summary_says_where_to_look(store, tiny_model: Path, pairs_file: P
 def test_bad_input_is_one_line_exit_1_and_registers_nothing(
     store, tiny_model: Path, pairs_file: Path, unique_name: str, extra: list, message: str
 ) -> None:
-    args = [
-        "train",
-        "--data",
-        str(pairs_file),
-        "--base-model",
-        str(tiny_model),
-        "--name",
-        unique_name,
-        "--batch-size",
-        "8",
-        "--max-steps",
-        "1",
-        *extra,
-    ]
-    result = runner.invoke(app, args)
+    result = runner.invoke(
+        app, train_argv(pairs_file, tiny_model, unique_name, "--batch-size", "8", "--max-steps", "1", *extra)
+    )
     assert result.exit_code == 1
     # Phase lines ("[   0.1s] opening the store ...") may come first; the error is one line, the last.
     lines = result.stderr.strip().splitlines()
@@ -148,14 +108,7 @@ def test_debug_shows_the_traceback(store, tmp_path: Path) -> None:
 def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     """The real entry point, no test harness: exit status and stderr as a scheduler sees them."""
     env = {"EMBEDOPS_HOME": str(tmp_path / "home"), "PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, "-m", "embedops", "train", "--data", str(tmp_path / "nope.jsonl")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = run_embedops("train", "--data", str(tmp_path / "nope.jsonl"), env=env, timeout=120)
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1].startswith("error: file ") and out.stdout == ""
 

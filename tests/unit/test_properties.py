@@ -204,6 +204,8 @@ raw_bad_bytes = st.one_of(
     st.binary(min_size=1, max_size=4).filter(lambda b: not _is_utf8(b"a" + b + b"a") and not set(b) & set(b"\r\n")),
 )
 poison = st.one_of(st.tuples(st.just("escape"), lone_surrogates), st.tuples(st.just("bytes"), raw_bad_bytes))
+# What the tests below draw for the poisoned field: its text around the bad value (see poisoned()), and the value.
+POISONED_FIELD = {"prefix": plain, "suffix": plain, "bad": poison}
 
 
 def _is_utf8(raw: bytes) -> bool:
@@ -240,9 +242,7 @@ def assert_typed_and_named(call: object, path: Path, row: int | None) -> None:
 @given(
     n_rows=st.integers(1, 4),
     data=st.data(),
-    prefix=plain,
-    suffix=plain,
-    bad=poison,
+    **POISONED_FIELD,
     fmt=st.sampled_from(["jsonl", "jsonl.gz", "csv", "parquet"]),
 )
 def test_invalid_unicode_in_training_data_is_a_typed_error_naming_the_row(
@@ -285,9 +285,7 @@ def test_invalid_unicode_in_training_data_is_a_typed_error_naming_the_row(
 @given(
     n_rows=st.integers(1, 3),
     data=st.data(),
-    prefix=plain,
-    suffix=plain,
-    bad=poison,
+    **POISONED_FIELD,
     target=st.sampled_from(
         [
             ("corpus.jsonl", "_id"),
@@ -332,9 +330,7 @@ def test_invalid_unicode_in_a_golden_set_is_a_typed_error_naming_the_row(
 @given(
     n_lines=st.integers(1, 12),
     data=st.data(),
-    prefix=plain,
-    suffix=plain,
-    bad=poison,
+    **POISONED_FIELD,
     field=st.sampled_from(["text", "ts"]),
     timed=st.booleans(),
     folder=st.booleans(),
@@ -360,9 +356,7 @@ def test_invalid_unicode_in_traffic_is_a_typed_error_naming_the_line(
         ["data", "base_model", "golden", "model_name", "report", "primary_metric", "policy", "train", "guards", "typo"]
     ),
     nested=st.booleans(),
-    prefix=plain,
-    suffix=plain,
-    bad=poison,
+    **POISONED_FIELD,
     loader=st.sampled_from(["train", "tune", "drift", "policy", "retrain"]),
 )
 def test_invalid_unicode_in_a_config_file_is_a_config_error(

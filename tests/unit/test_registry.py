@@ -75,18 +75,11 @@ def test_identical_models_share_a_tokenizer_hash(store, tiny_model: Path, unique
 def test_a_used_tokenizer_hashes_like_a_fresh_one_unless_a_setting_changes(tmp_path: Path) -> None:
     """Retraining from a registered version writes call-time defaults into tokenizer_config.json;
     that is the same tokenizer (the gate must not call it a new one), a real change is not."""
+    from evaluation.cache import RUNTIME_CONFIG_DEFAULTS
     from registry.contract import tokenizer_sha256
 
     base = {"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "BertTokenizer"}
-    used = base | {
-        "max_length": 64,
-        "stride": 0,
-        "pad_to_multiple_of": None,
-        "pad_token_type_id": 0,
-        "padding_side": "right",
-        "truncation_side": "right",
-        "truncation_strategy": "longest_first",
-    }
+    used = base | {"max_length": 64} | RUNTIME_CONFIG_DEFAULTS
     hashes = {}
     for label, config in (
         ("fresh", base),
@@ -272,35 +265,17 @@ def test_the_ledger_is_append_only(store, two_versions: str) -> None:
 
 def test_automation_may_only_set_the_candidate(store, two_versions: str, policies: dict, monkeypatch) -> None:
     monkeypatch.setenv("EMBEDOPS_RELEASE_MANAGERS", "alice")
-    code, payload, err = cli(
-        "promote",
-        two_versions,
-        "--version",
-        "2",
-        "--golden",
-        str(HELPCENTER),
-        "--policy",
-        policies["lenient"],
-        "--gate-only",
-        "--actor",
-        "retrain-bot",
-    )
+
+    def promote_v2_as_the_bot(*flags: str) -> tuple[int, dict | None, str]:
+        gate = ("--golden", str(HELPCENTER), "--policy", policies["lenient"])
+        return cli("promote", two_versions, "--version", "2", *gate, *flags, "--actor", "retrain-bot")
+
+    code, payload, err = promote_v2_as_the_bot("--gate-only")
     assert code == 0, err
     assert payload["candidate"] == "2" and payload["production"] == "1"
     assert alias_version(two_versions, "candidate") == "2" and alias_version(two_versions, "production") == "1"
     assert outcomes(store, two_versions)[-1] == ("gate", None, "2", "success")  # a gate row, not a production move
-    code, _, err = cli(
-        "promote",
-        two_versions,
-        "--version",
-        "2",
-        "--golden",
-        str(HELPCENTER),
-        "--policy",
-        policies["lenient"],
-        "--actor",
-        "retrain-bot",
-    )
+    code, _, err = promote_v2_as_the_bot()
     assert code == 1 and "'retrain-bot' may not move production" in err
 
 
@@ -316,7 +291,7 @@ def test_doctor_finds_and_repairs_what_killed_jobs_and_side_doors_leave(store, t
     client.set_registered_model_alias(name, "production", "2")
     code, report, _ = cli("doctor", "--model", name)
     found = {(f["kind"], f["subject"]) for f in report["findings"]}
-    assert code == 1 and {("stale_run", stale), ("alias_disagrees_with_ledger", f"{name}@production")} <= found
+    assert code == 6 and {("stale_run", stale), ("alias_disagrees_with_ledger", f"{name}@production")} <= found
 
     code, report, err = cli("doctor", "--model", name, "--fix")
     assert code == 0 and report["clean"] and report["fixed"] >= 2, err
@@ -344,7 +319,7 @@ def test_doctor_settles_a_move_whose_job_died_halfway(store, two_versions: str, 
     if alias_moved:
         MlflowClient().set_registered_model_alias(name, "production", "2")
     code, report, _ = cli("doctor", "--model", name)
-    assert code == 1 and [f["kind"] for f in report["findings"]] == ["interrupted_move"]  # one finding, not two
+    assert code == 6 and [f["kind"] for f in report["findings"]] == ["interrupted_move"]  # one finding, not two
     assert outcomes(store, name)[-1] == ("promote", "1", "2", "pending")  # an unsettled move shows in history
 
     code, report, err = cli("doctor", "--model", name, "--fix")
@@ -367,7 +342,7 @@ def test_doctor_reports_a_version_registered_without_a_manifest(store, two_versi
     v1 = client.get_model_version(two_versions, "1")
     client.create_model_version(two_versions, v1.source, run_id=v1.run_id)  # v3, straight through MLflow
     code, report, _ = cli("doctor", "--model", two_versions, "--fix")
-    assert code == 1 and [(f["kind"], f["subject"], f["fixable"]) for f in report["findings"]] == [
+    assert code == 6 and [(f["kind"], f["subject"], f["fixable"]) for f in report["findings"]] == [
         ("unverified_version", f"{two_versions}/v3", False)
     ]
     assert "embedops register models:/" in report["findings"][0]["detail"]
@@ -424,7 +399,7 @@ def test_doctor_puts_previous_back_where_the_ledger_says(store, two_versions: st
     assert cli("promote", name, "--version", "2", "--skip-gate", "--reason", "x")[0] == 0
     MlflowClient().set_registered_model_alias(name, "previous", "2")  # a rollback would now go nowhere
     code, report, _ = cli("doctor", "--model", name)
-    assert code == 1 and [(f["kind"], f["subject"]) for f in report["findings"]] == [
+    assert code == 6 and [(f["kind"], f["subject"]) for f in report["findings"]] == [
         ("alias_disagrees_with_ledger", f"{name}@previous")
     ]
     code, report, err = cli("doctor", "--model", name, "--fix")

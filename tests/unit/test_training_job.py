@@ -180,36 +180,15 @@ def test_sigterm_fails_the_run_like_ctrl_c_and_registers_nothing(
     is under way. SIGTERM used to end the process with its run RUNNING forever."""
     import os
     import signal
-    import subprocess
-    import sys
     import time
 
-    from tests.conftest import REPO
+    from tests.conftest import start_embedops, train_argv
 
     client = MlflowClient()
     # Far more steps than the wait below can see finish: the run is still training when SIGTERM comes.
-    job = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "embedops",
-            "train",
-            "--data",
-            str(pairs_file),
-            "--base-model",
-            str(tiny_model),
-            "--name",
-            unique_name,
-            "--max-steps",
-            "1000000",
-            "--batch-size",
-            "8",
-        ],
-        cwd=REPO,
+    job = start_embedops(
+        *train_argv(pairs_file, tiny_model, unique_name, "--max-steps", "1000000", "--batch-size", "8"),
         env=dict(os.environ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     try:
         deadline = time.monotonic() + 600  # generous: a loaded CI machine imports torch slowly
