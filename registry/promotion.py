@@ -59,6 +59,8 @@ class MoveResult:
             "previous_production": self.previous_production,
             "moved": self.moved,
             "production": self.production,
+            # The gate's verdict under the key retrain and compare use too (None: no gate ran).
+            "verdict": self.decision.verdict if self.decision else None,
             "decision_run_id": self.decision_run_id,
             "decision": self.decision.to_dict() if self.decision else None,
         }

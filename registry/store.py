@@ -60,6 +60,7 @@ def get_version(name: str, version: str) -> VersionInfo:
     try:
         return _info(client().get_model_version(name, number))
     except MlflowException:
+        list_versions(name)  # a model nobody registered: the error names the store it looked in
         raise RegistryError(f"{name} has no version {number} (see `embedops models {name}`)") from None
 
 
@@ -146,6 +147,7 @@ def production_version(name: str, need: str = "") -> str:
     ``need`` (what the caller needed production for, e.g. ``" to roll back"``)."""
     version = alias_version(name, PRODUCTION)
     if version is None:
+        list_versions(name)  # a model nobody registered: the error names the store it looked in
         raise RegistryError(f"{name} has nothing in production{need}")
     return version
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 @app.command(rich_help_panel="Automation")
 def drift(
-    name: Annotated[str, typer.Argument(help="Registered model name (its production version embeds).")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Registered model name (its production version embeds).")],
     current: Annotated[Path, opt('Traffic: a JSONL file or a folder of them ({"text", "ts"} per line).')],
     reference: Annotated[
         str | None, opt("Reference texts in the same format (default: production's training queries).")

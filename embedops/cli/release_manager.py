@@ -37,8 +37,9 @@ def register(
     path: Annotated[
         str,
         typer.Argument(
+            metavar="PATH",
             help="A sentence-transformers folder with safetensors weights, or a "
-            "logged model: runs:/RUN_ID/model (a `train --no-register` run)."
+            "logged model: runs:/RUN_ID/model (a `train --no-register` run).",
         ),
     ],
     name: Annotated[str, opt("Registered model name.")],
@@ -82,7 +83,9 @@ def register(
 
 @app.command(rich_help_panel="Release managers")
 def status(
-    name: Annotated[str | None, typer.Argument(help="Registered model name (default: every model).")] = None,
+    name: Annotated[
+        str | None, typer.Argument(metavar="NAME", help="Registered model name (default: every model).")
+    ] = None,
     drift_config: Annotated[
         Path | None, opt("Drift config YAML whose trigger policy sets the cooldown shown (default: the default's).")
     ] = None,
@@ -103,7 +106,7 @@ def status(
 
 @app.command(rich_help_panel="Release managers")
 def models(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Registered model name.")],
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -129,7 +132,7 @@ def models(
 
 @app.command(rich_help_panel="Release managers")
 def promote(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Registered model name.")],
     version: Annotated[str, opt("The version to put in production: a number, or candidate / previous.")],
     golden: Annotated[
         str | None,
@@ -198,11 +201,11 @@ def promote(
 
 @app.command(rich_help_panel="Release managers")
 def compare(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
-    baseline: Annotated[str, typer.Argument(help="The version to compare against: a number or an alias.")],
-    version: Annotated[str, typer.Argument(help="The version judged against it: a number or an alias.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Registered model name.")],
+    baseline: Annotated[str, typer.Argument(metavar="A", help="The version to compare against: a number or an alias.")],
+    version: Annotated[str, typer.Argument(metavar="B", help="The version judged against it: a number or an alias.")],
     golden: Annotated[
-        str | None, opt("BEIR folder (default: the policy's golden:, else the set VERSION was gated on).")
+        str | None, opt("BEIR folder (default: the policy's golden:, else the set B was gated on).")
     ] = None,
     golden_split: Annotated[str | None, opt("Split of the golden set (default: as for promote).")] = None,
     policy: Annotated[Path | None, opt("Gate policy YAML whose checks are applied (default: the documented).")] = None,
@@ -210,7 +213,7 @@ def compare(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Preview a gate: VERSION against BASELINE on the golden set, with the report; records and moves nothing."""
+    """Preview a gate: version B against version A on the golden set, with the report; records and moves nothing."""
 
     def job(settings: Settings) -> Comparison:
         from registry.access import resolve_actor
@@ -244,7 +247,7 @@ def compare(
 
 @app.command(rich_help_panel="Release managers")
 def rollback(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Registered model name.")],
     reason: Annotated[str, opt("Why; recorded in the ledger.")],
     to_version: Annotated[str | None, opt("Roll back to this version instead of `previous`.")] = None,
     policy: Annotated[Path | None, opt("Policy file holding release_managers, if any.")] = None,
@@ -270,7 +273,7 @@ def rollback(
 
 @app.command(rich_help_panel="Release managers")
 def history(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Registered model name.")],
     at: Annotated[str | None, opt("ISO time: which version was production then.")] = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
@@ -305,7 +308,7 @@ def history(
 
 @app.command(rich_help_panel="Release managers")
 def serve(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Registered model name.")],
     alias: Annotated[str, opt("The alias whose version is served.")] = "production",
     host: Annotated[str, opt("Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, opt("Port to listen on.")] = 5001,

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from embedops.cli import app
-from tests.conftest import run_embedops, train_argv
+from tests.conftest import REPO, run_embedops, train_argv
 
 runner = CliRunner()
 
@@ -170,3 +170,18 @@ def test_not_found_names_the_store_and_a_breaker_reset_needs_a_real_model(store)
     result = runner.invoke(app, ["retrain", "--reset-breaker", "no-such-model"])
     assert result.exit_code == 1 and "no registered model named 'no-such-model'" in result.stderr
     assert "reset" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["promote", "no-such-model", "--version", "2"],
+        ["rollback", "no-such-model", "--reason", "x"],
+        ["drift", "no-such-model", "--current", str(REPO / "examples" / "traffic" / "reference.jsonl")],
+        ["status", "no-such-model"],
+    ],
+)
+def test_every_not_found_names_the_store_it_looked_in(store, args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert f"no registered model named 'no-such-model' in sqlite:///{store.home}" in result.stderr

@@ -48,7 +48,7 @@ PINNED: dict[str, tuple[str, str, set[str]]] = {
     "promote": (
         "registry.promotion",
         "MoveResult",
-        {"model", "version", "previous_production", "moved", "production", "decision_run_id", "decision"},
+        {"model", "version", "previous_production", "moved", "production", "verdict", "decision_run_id", "decision"},
     ),
     "compare": (
         "registry.compare",
