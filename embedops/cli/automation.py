@@ -162,6 +162,8 @@ def retrain(
         return run_retrain(cfg, ctx, artifact_root=settings.artifact_root)
 
     def render(result: RetrainResult | BreakerReset, settings: Settings) -> None:
+        from embedops.pipelines import BreakerReset
+
         if isinstance(result, BreakerReset):
             typer.echo(f"circuit breaker of {result.model} reset")
             return

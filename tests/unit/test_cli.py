@@ -185,3 +185,14 @@ def test_every_not_found_names_the_store_it_looked_in(store, args: list[str]) ->
     result = runner.invoke(app, args)
     assert result.exit_code == 1
     assert f"no registered model named 'no-such-model' in sqlite:///{store.home}" in result.stderr
+
+
+def test_a_breaker_reset_is_said_in_words_and_recorded(store, tiny_model: Path, unique_name: str) -> None:
+    assert runner.invoke(app, ["register", str(tiny_model), "--name", unique_name]).exit_code == 0
+    result = runner.invoke(app, ["retrain", "--reset-breaker", unique_name])  # the terminal form, not --json
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == f"circuit breaker of {unique_name} reset"
+    result = runner.invoke(app, ["history", unique_name, "--json"])
+    assert [(m["action"], m["reason"]) for m in json.loads(result.stdout)["moves"]] == [
+        ("breaker", "circuit breaker reset")
+    ]
