@@ -62,6 +62,10 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
     mlflow_run("promote", name=NAME, version="2", policy=str(tmp_path / "policy.yaml"), golden=str(HELPCENTER))
     mlflow_run("rollback", name=NAME, reason="entry point test")
     mlflow_run(
+        "compare", name=NAME, a="production", b="2", policy=str(tmp_path / "policy.yaml"), golden=str(HELPCENTER)
+    )
+    mlflow_run("status", name=NAME)
+    mlflow_run(
         "drift",
         name=NAME,
         config=str(tmp_path / "drift.yaml"),
@@ -82,7 +86,21 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
     )
     by_entry = sorted((r.data.tags["mlflow.project.entryPoint"], r.info.status) for r in runs)
     assert by_entry == sorted(
-        [(e, "FINISHED") for e in ("train", "evaluate", "promote", "rollback", "drift", "retrain", "promote", "tune")]
+        [
+            (e, "FINISHED")
+            for e in (
+                "train",
+                "evaluate",
+                "promote",
+                "rollback",
+                "compare",
+                "status",
+                "drift",
+                "retrain",
+                "promote",
+                "tune",
+            )
+        ]
     )
     assert not list((REPO / "mlruns").glob("0/*")) or all(
         r.info.artifact_uri.startswith(home.as_uri()) for r in runs
