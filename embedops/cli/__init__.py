@@ -12,7 +12,7 @@ in the package below (training, registry, monitoring), not here.
 
 # isort: off
 # Each module registers its commands; --help shows the groups in this order, as a model's life goes.
-from embedops.cli import data_scientist, release_manager, automation, demo  # noqa: F401
+from embedops.cli import data_scientist, release_manager, search_indexes, automation, demo  # noqa: F401
 from embedops.cli.common import ExitCode, app, main
 
 # isort: on

@@ -56,3 +56,11 @@ class Terminated(KeyboardInterrupt):
     A KeyboardInterrupt, so everything that already handles Ctrl-C handles it the same way: the run
     lifecycle marks the run FAILED and registers nothing, and the CLI reports an interruption.
     """
+
+
+class CorpusError(DataError):
+    """A corpus file or change file cannot be used, or a corpus or its version does not exist."""
+
+
+class VectorIndexError(EmbedopsError):
+    """An index is missing, unfinished, tampered with, or was built by another model than the one asking."""

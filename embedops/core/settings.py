@@ -38,6 +38,18 @@ class Settings:
         return self.home / "cache" / "embeddings"
 
     @property
+    def index_root(self) -> Path:
+        """The vector store of every index: ``EMBEDOPS_INDEX_DIR``, else ``indexes/`` in the home."""
+        configured = os.environ.get("EMBEDOPS_INDEX_DIR")
+        return Path(configured).expanduser().resolve() if configured else self.home / "indexes"
+
+    @property
+    def corpus_root(self) -> Path:
+        """Corpus versions: ``EMBEDOPS_CORPUS_DIR``, else ``corpora/`` in the home."""
+        configured = os.environ.get("EMBEDOPS_CORPUS_DIR")
+        return Path(configured).expanduser().resolve() if configured else self.home / "corpora"
+
+    @property
     def embedded(self) -> bool:
         return self.artifact_root is not None
 

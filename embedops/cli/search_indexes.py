@@ -1,0 +1,215 @@
+"""Commands for corpora, their indexes and search: corpus add/update/list, index build/status, search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from embedops.cli.common import PRECISION_CHOICES, DebugOpt, JsonOpt, app, choice_opt, opt, run_job
+from embedops.core.settings import Settings
+
+if TYPE_CHECKING:
+    from indexing.corpus_store import CorpusListing, CorpusVersion
+    from indexing.inventory import IndexInventory
+    from registry.indexes import IndexBuild, SearchResult
+
+corpus_app = typer.Typer(no_args_is_help=True, help="Named, versioned document collections that indexes encode.")
+index_app = typer.Typer(no_args_is_help=True, help="Each model version's index of a corpus: build, resume, status.")
+app.add_typer(corpus_app, name="corpus", rich_help_panel="Search")
+app.add_typer(index_app, name="index", rich_help_panel="Search")
+
+IdFieldOpt = Annotated[str | None, opt("The id field (default: _id, else id).", "--id-field")]
+TextFieldOpt = Annotated[
+    list[str] | None, opt("A text field; repeat to join several (default: title and text).", "--text-field")
+]
+
+
+def render_corpus_version(result: CorpusVersion, settings: Settings) -> None:
+    changes = f"+{result.added} added, {result.changed} changed, {result.deleted} deleted"
+    typer.echo(
+        f"corpus {result.name} v{result.version}: {result.rows:,} documents ({changes}), digest {result.digest[:12]}"
+    )
+
+
+@corpus_app.command("add")
+def corpus_add(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Corpus name.")],
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="BEIR corpus.jsonl (or its folder), or JSONL/CSV/Parquet.")
+    ],
+    id_field: IdFieldOpt = None,
+    text_field: TextFieldOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Add a corpus: version 1, every row validated first (a bad row is refused with its file, row and field)."""
+
+    def job(settings: Settings) -> CorpusVersion:
+        from indexing.corpus import now_iso, read_documents
+        from indexing.corpus_store import CorpusStore
+
+        documents = read_documents(path, at=now_iso(), id_field=id_field, text_fields=text_field or ())
+        return CorpusStore(settings.corpus_root).add(name, documents, source=str(path))
+
+    run_job(job, render_corpus_version, as_json=as_json, debug=debug)
+
+
+@corpus_app.command("update")
+def corpus_update(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Corpus name.")],
+    changes: Annotated[
+        Path, typer.Argument(metavar="CHANGES", help="JSONL/CSV/Parquet rows: op (upsert|delete), id, text, ts.")
+    ],
+    id_field: IdFieldOpt = None,
+    text_field: TextFieldOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """A new corpus version: the latest with these changes applied, all or nothing."""
+
+    def job(settings: Settings) -> CorpusVersion:
+        from indexing.corpus import read_changes
+        from indexing.corpus_store import CorpusStore
+
+        parsed = read_changes(changes, id_field=id_field, text_fields=text_field or ())
+        return CorpusStore(settings.corpus_root).update(name, parsed, source=str(changes))
+
+    run_job(job, render_corpus_version, as_json=as_json, debug=debug)
+
+
+@corpus_app.command("list")
+def corpus_list(
+    name: Annotated[str | None, typer.Argument(metavar="[NAME]", help="One corpus: all its versions.")] = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """The corpora and their latest versions; with NAME, every version of that corpus."""
+
+    def job(settings: Settings) -> CorpusListing:
+        from indexing.corpus_store import CorpusStore, listing
+
+        return listing(CorpusStore(settings.corpus_root), name)
+
+    def render(result: CorpusListing, settings: Settings) -> None:
+        if not result.corpora:
+            typer.echo(f"no corpora in {result.root}: add one with `embedops corpus add NAME FILE`")
+        for c in result.corpora:
+            typer.echo(
+                f"{c.name:20s} v{c.version:<4d} {c.rows:>9,} docs  +{c.added} ~{c.changed} -{c.deleted}  "
+                f"{c.created[:19]}  {c.digest[:12]}  {c.source}"
+            )
+
+    run_job(job, render, as_json=as_json, debug=debug, reads_only=True)
+
+
+@index_app.command("build")
+def index_build(
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="Registered model name.")],
+    corpus: Annotated[str, opt("The corpus to encode.", "--corpus")],
+    version: Annotated[
+        str, opt("Version number or alias (production, candidate, previous).", "--version")
+    ] = "production",
+    corpus_version: Annotated[int | None, opt("Corpus version (default: the latest).", "--corpus-version")] = None,
+    precision: Annotated[str, choice_opt("Encoding precision", PRECISION_CHOICES)] = "fp32",
+    chunk_size: Annotated[int, opt("Documents per committed chunk (a kill loses at most one).", "--chunk-size")] = 256,
+    batch_size: Annotated[int, opt("Encoding batch size.", "--batch-size")] = 32,
+    rebuild: Annotated[bool, opt("Start over, discarding this version's index of the corpus.", "--rebuild")] = False,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Encode a corpus with one version into a verified index; a killed build resumes when run again."""
+    from embedops.core.errors import ConfigError
+
+    if chunk_size < 1 or batch_size < 1:
+        raise typer.BadParameter("--chunk-size and --batch-size must be at least 1")
+
+    def job(settings: Settings) -> IndexBuild:
+        from indexing.build import BuildOptions
+        from registry.indexes import build_for_version
+
+        if corpus_version is not None and corpus_version < 1:
+            raise ConfigError("--corpus-version starts at 1")
+        options = BuildOptions(chunk_size=chunk_size, batch_size=batch_size, precision=precision)
+        return build_for_version(
+            settings, model, version, corpus, corpus_version=corpus_version, options=options, rebuild=rebuild
+        )
+
+    def render(result: IndexBuild, settings: Settings) -> None:
+        m = result.result.manifest
+        if result.result.already:
+            typer.echo(
+                f"index {m.index_id} is built and verified already ({m.rows:,} rows of {m.corpus} v{m.corpus_version})"
+            )
+            return
+        kept = (
+            f", {result.result.kept_chunks} chunks kept from an interrupted build" if result.result.kept_chunks else ""
+        )
+        search = "exact search" if m.ann is None else f"{m.ann['type']}, recall@10 {m.ann_recall_at_10:.3f} vs exact"
+        typer.echo(
+            f"index {m.index_id}: {m.rows:,} rows of {m.corpus} v{m.corpus_version}, verified; "
+            f"{m.build_seconds:.1f} s encoding ({m.docs_per_s or 0:,.0f} docs/s){kept}; {search}"
+        )
+
+    run_job(job, render, as_json=as_json, debug=debug)
+
+
+@index_app.command("status")
+def index_status(
+    model: Annotated[str | None, typer.Argument(metavar="[MODEL]", help="Only this model's indexes.")] = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Every index: state, rows, build time, ANN recall, and freshness lag behind its corpus."""
+
+    def job(settings: Settings) -> IndexInventory:
+        from indexing.corpus_store import CorpusStore
+        from indexing.inventory import inventory
+
+        return inventory(settings.index_root, CorpusStore(settings.corpus_root), model)
+
+    def render(result: IndexInventory, settings: Settings) -> None:
+        if not result.indexes:
+            typer.echo(f"no indexes in {result.root}: build one with `embedops index build MODEL --corpus NAME`")
+        for r in result.indexes:
+            corpus = f"{r.corpus} v{r.corpus_version}" + (
+                f" (latest v{r.latest_corpus_version}, lag {r.freshness_lag_s:.0f} s)"
+                if r.latest_corpus_version and r.latest_corpus_version != r.corpus_version
+                else ""
+            )
+            state = r.state if r.state != "building" else f"building {r.chunks_done}/{r.chunks} chunks"
+            typer.echo(f"{r.index_id:32s} {state:24s} {r.rows:>9,} rows  {r.ann:11s} {corpus}")
+
+    run_job(job, render, as_json=as_json, debug=debug, reads_only=True)
+
+
+@app.command(rich_help_panel="Search")
+def search(
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="Registered model name.")],
+    query: Annotated[list[str], typer.Argument(metavar="QUERY...", help="One or more queries.")],
+    corpus: Annotated[str, opt("The corpus to search.", "--corpus")],
+    version: Annotated[str, opt("Version number or alias.", "--version")] = "production",
+    k: Annotated[int, opt("How many documents per query.", "-k", "--top-k")] = 10,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Search a corpus with a version and its own verified index (another version's index is refused)."""
+    if k < 1:
+        raise typer.BadParameter("-k must be at least 1")
+
+    def job(settings: Settings) -> SearchResult:
+        from registry.indexes import search as run_search
+
+        return run_search(settings, model, version, corpus, query, k)
+
+    def render(result: SearchResult, settings: Settings) -> None:
+        typer.echo(
+            f"{result.model} v{result.version}, index {result.index_id} ({result.corpus} v{result.corpus_version})"
+        )
+        for answer in result.answers:
+            typer.echo(f"\n{answer.query}")
+            for rank, hit in enumerate(answer.hits, start=1):
+                typer.echo(f"  {rank:2d}. {hit.id:24s} {hit.score:.4f}")
+
+    run_job(job, render, as_json=as_json, debug=debug, reads_only=True)

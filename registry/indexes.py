@@ -1,0 +1,189 @@
+"""Indexes of registered versions: resolve the version, load it verified, build, and record the result.
+
+``indexing`` knows models only as an identity and an encoder; here a registry version becomes both
+(through ``verified.load_version``, the one loader), and a verified index becomes an MLflow run in
+the ``indexes`` experiment plus tags on its version (``index.<corpus>`` = the index id, and its
+rows, corpus version and run), so the registry UI shows which index each version has.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from embedops.core.errors import ModelError
+from embedops.core.settings import Settings
+from evaluation.job import LoadedModel
+from indexing.build import BuildOptions, BuildResult, build_index
+from indexing.corpus_store import CorpusStore
+from indexing.manifest import IndexManifest, ModelIdentity
+from indexing.search import Answer, Searcher, find
+from registry import store
+from registry.store import VersionInfo
+from registry.verified import load_version
+
+EXPERIMENT = "indexes"
+
+
+def resolve(name: str, which: str) -> VersionInfo:
+    """A version by number (``3``, ``v3``) or by alias (``production``, ``@candidate``)."""
+    alias = which.removeprefix("@")
+    if alias in store.ALIASES:
+        version = store.alias_version(name, alias)
+        if version is None:
+            raise store.RegistryError(f"{name} has no alias '{alias}' (see `embedops models {name}`)")
+        return store.get_version(name, version)
+    return store.get_version(name, which)
+
+
+def identity(info: VersionInfo, loaded: LoadedModel) -> ModelIdentity:
+    """The version's contract, from its tags, with the digest of the weights actually loaded."""
+    tags = info.tags
+    try:
+        return ModelIdentity(
+            name=info.name,
+            version=info.version,
+            weights_digest=loaded.digest,
+            tokenizer_sha256=tags["tokenizer_sha256"],
+            dimension=int(tags["embedding_dim"]),
+            normalize=tags.get("normalize", "false") == "true",
+            similarity=tags.get("similarity", "cosine"),
+            max_seq_length=int(tags.get("max_seq_length", "0")),
+        )
+    except (KeyError, ValueError) as exc:
+        raise ModelError(f"{info.uri} has no usable contract tags ({exc}); re-register it") from None
+
+
+@dataclass(frozen=True)
+class IndexBuild:
+    result: BuildResult
+    run_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.result.to_dict(), "run_id": self.run_id}
+
+
+def build_for_version(
+    settings: Settings,
+    name: str,
+    which: str,
+    corpus: str,
+    *,
+    corpus_version: int | None = None,
+    options: BuildOptions | None = None,
+    rebuild: bool = False,
+) -> IndexBuild:
+    corpora = CorpusStore(settings.corpus_root)
+    version = corpora.get(corpus, corpus_version)  # before the model loads: a wrong name costs a second
+    documents = corpora.documents(version)
+    info = resolve(name, which)
+    loaded = load_version(info)
+    model = identity(info, loaded)
+    if rebuild:
+        from indexing import lance
+        from indexing.manifest import index_id, manifest_path
+
+        target = index_id(model.name, model.version, corpus)
+        lance.drop(settings.index_root, target)
+        manifest_path(settings.index_root, target).unlink(missing_ok=True)
+    result = build_index(
+        settings.index_root,
+        model,
+        loaded.model,
+        version,
+        documents,
+        recheck=lambda: corpora.documents(version),
+        options=options or BuildOptions(),
+    )
+    run_id = None if result.already else record(settings, result.manifest)
+    return IndexBuild(result, run_id)
+
+
+def record(settings: Settings, manifest: IndexManifest) -> str:
+    """The manifest as an MLflow run in the ``indexes`` experiment, and tags on its model version."""
+    import mlflow
+
+    from embedops.core.runs import ensure_experiment
+
+    experiment = ensure_experiment(EXPERIMENT, settings.artifact_root)
+    model = manifest.model
+    with mlflow.start_run(experiment_id=experiment, run_name=manifest.index_id) as run:
+        mlflow.log_params(
+            {
+                "index_id": manifest.index_id,
+                "model": model.name,
+                "version": model.version,
+                "weights_digest": model.weights_digest,
+                "tokenizer_sha256": model.tokenizer_sha256,
+                "dimension": model.dimension,
+                "normalize": model.normalize,
+                "similarity": model.similarity,
+                "corpus": manifest.corpus,
+                "corpus_version": manifest.corpus_version,
+                "corpus_digest": manifest.corpus_digest,
+                "chunk_size": manifest.chunk_size,
+                "precision": manifest.precision,
+                "ann": json.dumps(manifest.ann) if manifest.ann else "exact",
+            }
+        )
+        metrics = {"rows": manifest.rows, "build_seconds": manifest.build_seconds, "attempts": manifest.attempts}
+        if manifest.docs_per_s is not None:
+            metrics["docs_per_s"] = manifest.docs_per_s
+        if manifest.ann_recall_at_10 is not None:
+            metrics["ann_recall_at_10"] = manifest.ann_recall_at_10
+        mlflow.log_metrics(metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "index_manifest.json"
+            path.write_text(json.dumps(manifest.to_dict(), indent=1))
+            mlflow.log_artifact(str(path))
+        run_id: str = run.info.run_id
+    prefix = f"index.{manifest.corpus}"
+    store.tag_version(
+        model.name,
+        model.version,
+        {
+            prefix: manifest.index_id,
+            f"{prefix}.rows": str(manifest.rows),
+            f"{prefix}.corpus_version": str(manifest.corpus_version),
+            f"{prefix}.run_id": run_id,
+        },
+    )
+    return run_id
+
+
+def searcher_for(settings: Settings, name: str, which: str, corpus: str) -> Searcher:
+    """The version's verified index with the version loaded: refused if either fails its checks."""
+    info = resolve(name, which)
+    loaded = load_version(info)
+    model = identity(info, loaded)
+    return Searcher(settings.index_root, find(settings.index_root, model, corpus), model, loaded.model)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    model: str
+    version: str
+    corpus: str
+    corpus_version: int
+    index_id: str
+    answers: list[Answer]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "corpus": self.corpus,
+            "corpus_version": self.corpus_version,
+            "index_id": self.index_id,
+            "answers": [a.to_dict() for a in self.answers],
+        }
+
+
+def search(settings: Settings, name: str, which: str, corpus: str, queries: list[str], k: int) -> SearchResult:
+    searcher = searcher_for(settings, name, which, corpus)
+    manifest = searcher.manifest
+    answers = searcher.search(queries, k)
+    return SearchResult(name, manifest.model.version, corpus, manifest.corpus_version, manifest.index_id, answers)
