@@ -158,6 +158,9 @@ def build_index(
             vectors = encode_texts(
                 encoder, [d.text for d in part], batch_size=options.batch_size, precision=options.precision
             )
+            bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+            if len(bad):  # the store would refuse them anyway; say which document and stop for good
+                raise fail(root, manifest, f"the model gave a NaN or infinite vector for id {part[int(bad[0])].id}")
             lance.add(table, [d.id for d in part], n, vectors)
             encoded += len(part)
             manifest = write_manifest(

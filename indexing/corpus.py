@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from embedops.core.errors import CorpusError
+from embedops.core.errors import CorpusError, DataError
 from embedops.core.records import read_records
 from embedops.core.text import check_text
 from embedops.core.times import parse_iso
@@ -77,7 +77,7 @@ def _id(record: dict[str, Any], field: str, path: Path, row: int) -> str:
     value = record.get(field)
     if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
         raise CorpusError("missing or empty id", path=str(path), row=row, field=field)
-    return check_text(str(value).strip(), path=str(path), row=row, field=field)
+    return check_text(str(value).strip(), path=str(path), row=row, field=field, error=CorpusError)
 
 
 def _text(record: dict[str, Any], fields: Sequence[str], path: Path, row: int) -> str:
@@ -88,11 +88,21 @@ def _text(record: dict[str, Any], fields: Sequence[str], path: Path, row: int) -
             continue
         if not isinstance(value, str):
             raise CorpusError(f"expected text, got {type(value).__name__}", path=str(path), row=row, field=field)
-        parts.append(check_text(value, path=str(path), row=row, field=field).strip())
+        parts.append(check_text(value, path=str(path), row=row, field=field, error=CorpusError).strip())
     text = " ".join(p for p in parts if p)
     if not text:
         raise CorpusError("no text", path=str(path), row=row, field=fields[-1])
     return text
+
+
+def records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The file's rows; a file that cannot be read as rows (not UTF-8, not JSON, ...) is a ``CorpusError``."""
+    try:
+        yield from read_records(path)
+    except CorpusError:
+        raise
+    except DataError as exc:
+        raise CorpusError(str(exc)) from None
 
 
 def read_documents(
@@ -104,7 +114,7 @@ def read_documents(
     documents: list[Document] = []
     first_row: dict[str, int] = {}
     fields: tuple[str, tuple[str, ...]] | None = None
-    for row, record in read_records(path):
+    for row, record in records(path):
         if fields is None:
             fields = pick_fields(list(record), id_field, text_fields, path)
         doc_id = _id(record, fields[0], path, row)
@@ -121,15 +131,15 @@ def read_changes(path: Path, *, id_field: str | None = None, text_fields: Sequen
     """Every change of a change file, validated like a corpus file; each needs ``ts``, an ISO event time."""
     path = corpus_file(path)
     changes: list[Change] = []
-    fields: tuple[str, tuple[str, ...]] | None = None
-    for row, record in read_records(path):
+    fields: tuple[str, tuple[str, ...]] | None = None  # from the first upsert: a delete carries no text
+    for row, record in records(path):
         given = record.get("op") or "upsert"
         if given not in ("upsert", "delete"):
             raise CorpusError(f"op '{given}' is not upsert or delete", path=str(path), row=row, field="op")
         op: Op = "delete" if given == "delete" else "upsert"
-        if fields is None:
-            present = [*record, *(() if op == "upsert" else (text_fields or ("text",)))]
-            fields = pick_fields(present, id_field, text_fields, path)
+        if op == "upsert" and fields is None:
+            fields = pick_fields(list(record), id_field, text_fields, path)
+        ids = fields[0] if fields else pick_fields([*record, "text"], id_field, ("text",), path)[0]
         try:
             ts = parse_iso(str(record["ts"])).astimezone(dt.UTC).isoformat()
         except (KeyError, ValueError):
@@ -139,8 +149,8 @@ def read_changes(path: Path, *, id_field: str | None = None, text_fields: Sequen
                 row=row,
                 field="ts",
             ) from None
-        text = _text(record, fields[1], path, row) if op == "upsert" else ""
-        changes.append(Change(op, _id(record, fields[0], path, row), text, ts))
+        text = _text(record, fields[1], path, row) if op == "upsert" and fields else ""
+        changes.append(Change(op, _id(record, ids, path, row), text, ts))
     if not changes:
         raise CorpusError("the change file has no rows", path=str(path))
     return changes

@@ -17,7 +17,7 @@ import numpy as np
 
 from embedops.core.files import file_sha256
 
-os.environ.setdefault("LANCE_LOG", "error")  # LanceDB's Rust side warns on stderr about routine things
+os.environ.setdefault("LANCEDB_LOG", "error")  # LanceDB's Rust side warns on stderr about routine things
 
 # sentence-transformers' similarity names -> LanceDB's distance types; the score is 1 - distance for
 # cosine and dot (LanceDB's dot distance is 1 - x.y), minus the distance for euclidean.

@@ -89,6 +89,8 @@ class Searcher:
     """A verified index and the model that built it, ready to answer."""
 
     def __init__(self, root: Path, manifest: IndexManifest, model: ModelIdentity, encoder: Encoder) -> None:
+        if manifest.state != "verified":
+            raise VectorIndexError(f"index {manifest.index_id} is {manifest.state}, not verified: nothing searches it")
         guard(manifest, model)
         self.manifest, self.model, self.encoder = manifest, model, encoder
         self.table = open_verified(root, manifest)

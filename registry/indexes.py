@@ -98,17 +98,17 @@ def build_for_version(
         recheck=lambda: corpora.documents(version),
         options=options or BuildOptions(),
     )
-    run_id = None if result.already else record(settings, result.manifest)
+    run_id = None if result.already else record_manifest(result.manifest, settings.artifact_root)
     return IndexBuild(result, run_id)
 
 
-def record(settings: Settings, manifest: IndexManifest) -> str:
+def record_manifest(manifest: IndexManifest, artifact_root: str | None) -> str:
     """The manifest as an MLflow run in the ``indexes`` experiment, and tags on its model version."""
     import mlflow
 
     from embedops.core.runs import ensure_experiment
 
-    experiment = ensure_experiment(EXPERIMENT, settings.artifact_root)
+    experiment = ensure_experiment(EXPERIMENT, artifact_root)
     model = manifest.model
     with mlflow.start_run(experiment_id=experiment, run_name=manifest.index_id) as run:
         mlflow.log_params(

@@ -73,8 +73,10 @@ def move_production(
     action: Action,
     reason: str,
     decision_run_id: str | None = None,
+    detail: str = "",
 ) -> MoveResult:
-    """Point ``production`` at ``to_version`` only if it still points at ``expected``."""
+    """Point ``production`` at ``to_version`` only if it still points at ``expected``; ``detail`` goes on
+    the ledger row (the index ids that move with the version)."""
     conflict: str | None = None
     failure: Exception | None = None
     with ledger.mutex(name):
@@ -89,6 +91,7 @@ def move_production(
             to_version=to_version,
             reason=reason,
             decision_run_id=decision_run_id,
+            detail=detail,
         )
         if current != expected:
             conflict = (
@@ -97,7 +100,7 @@ def move_production(
                 if expected
                 else f"production is already v{current}; promote against it instead of --initial"
             )
-            ledger.commit(outcome="conflict", detail=conflict, **row)
+            ledger.commit(outcome="conflict", **(row | {"detail": conflict}))
         else:
             try:
                 next_previous = rollback_target(as_settled(ledger.history(name), pending_move(row)))
@@ -179,4 +182,4 @@ def set_or_clear(name: str, alias: str, version: str | None) -> None:
 
 def pending_move(row: dict[str, Any]) -> Move:
     """The ledger row a move is about to write, as the Move it will read back as."""
-    return Move(id=0, ts="", outcome="pending", detail="", **row)
+    return Move(id=0, ts="", outcome="pending", **({"detail": ""} | row))

@@ -21,11 +21,13 @@ from registry import store
 from registry.gate.decision import GateDecision
 from registry.gate.policy import GatePolicy
 from registry.gate.report import DecisionRecord, render_html
+from registry.index_moves import IndexRoots, describe, ensure, ledger_detail
 from registry.ledger import Ledger, Move, format_ts, rollback_target
 from registry.moves import authorize, move_production, recorded, set_candidate
 from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, RegistryError
 
 if TYPE_CHECKING:
+    from indexing.manifest import IndexManifest
     from registry.gate.evidence import GateRun
 
 PROMOTIONS_EXPERIMENT = "promotions"
@@ -51,6 +53,7 @@ class MoveResult:
     decision_run_id: str | None = None
     decision: GateDecision | None = None
     candidate: str | None = None  # --gate-only: the version `candidate` now points at
+    indexes: tuple[str, ...] = ()  # the version's index of each corpus production serves (index_moves.describe)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -63,6 +66,7 @@ class MoveResult:
             "verdict": self.decision.verdict if self.decision else None,
             "decision_run_id": self.decision_run_id,
             "decision": self.decision.to_dict() if self.decision else None,
+            "indexes": list(self.indexes),
         }
         if self.candidate is not None:
             out["candidate"] = self.candidate
@@ -77,9 +81,10 @@ class RollbackResult:
     production: str
     previous_production: str
     moved: bool = True
+    indexes: tuple[str, ...] = ()  # the restored version's index of each corpus production served
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"indexes": list(self.indexes)}
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,8 @@ class Context:
     release_managers: list[str] = field(default_factory=list)
     # MLflow's grant to ``actor`` on a registered model, where the tracking server authenticates.
     grant_lookup: Callable[[str], str | None] | None = None
+    # Where indexes and corpora live: a move of production moves the version's indexes with it.
+    index_roots: IndexRoots | None = None
 
     def may_move_production(self, name: str) -> None:
         grant = self.grant_lookup(name) if self.grant_lookup else None
@@ -132,6 +139,7 @@ def open_context(
         cache_dir=settings.cache_dir,
         release_managers=release_managers(policy_managers),
         grant_lookup=lambda name: model_grant(settings.tracking_uri, acting, name),
+        index_roots=IndexRoots(settings.index_root, settings.corpus_root, settings.artifact_root),
     )
 
 
@@ -202,6 +210,7 @@ def promote(
     expected_production: str | None = None,
     gate_only: bool = False,
     allow_reindex: bool = False,
+    build_index: bool = False,
     progress: bool = True,
     notify: Callable[[str], None] = lambda _: None,
 ) -> MoveResult:
@@ -210,6 +219,9 @@ def promote(
     ``gate_only`` (what automation may do) points ``candidate`` at a version that passed and leaves
     production for a release manager. ``allow_reindex`` lets ``skip_gate`` move to a version whose
     vectors are not comparable with production's (another dimension, tokenizer or similarity).
+    Production moves only with the version's own verified index of each corpus production serves
+    (``index_moves``); ``build_index`` builds the missing ones once the gate passed. ``gate_only`` with
+    ``build_index`` builds them too, so a candidate waits ready to serve.
     """
     candidate = store.get_version(name, resolve_alias(name, version))
     if not gate_only:
@@ -239,8 +251,14 @@ def promote(
                     "to move anyway, or promote through the gate"
                 )
 
+    moves_indexes = not gate_only or build_index
+    if moves_indexes and not build_index:  # refused before a gate that could not move anything anyway
+        with recorded_refusal(ctx, **refusal):
+            check_indexes(ctx, candidate, current, build=False)
+
     decision_run_id = None
     decision: GateDecision | None = None
+    indexes: list[IndexManifest] = []
     if current is not None and not skip_gate:
         golden_dir, split = gate_golden_set(candidate, golden, golden_split, policy, notify)
         from registry.gate.evidence import run_gate  # loads torch: only when a gate actually runs
@@ -256,9 +274,16 @@ def promote(
                 progress=progress,
             )
         decision = gate.decision
+        if decision.passed and moves_indexes:
+            with recorded_refusal(ctx, **refusal):
+                indexes = check_indexes(ctx, candidate, current, build=build_index)
         with phase("logging the decision and its HTML report to MLflow"):
             record = DecisionRecord(
-                ctx.actor, format_ts(dt.datetime.now(dt.UTC)), reason, "gate" if gate_only else "promote"
+                ctx.actor,
+                format_ts(dt.datetime.now(dt.UTC)),
+                reason,
+                "gate" if gate_only else "promote",
+                tuple(describe(m) for m in indexes),
             )
             decision_run_id = log_decision(gate, name, golden_dir, split, ctx.artifact_root, record)
         store.tag_version(
@@ -295,6 +320,10 @@ def promote(
             )
     else:
         check_files_or_record(ctx, candidate, action="promote", current=current, reason=reason)
+        if moves_indexes:
+            with recorded_refusal(ctx, **refusal):
+                indexes = check_indexes(ctx, candidate, current, build=build_index)
+    described = tuple(describe(m) for m in indexes)
     if gate_only:
         with ctx.ledger.mutex(name):
             set_candidate(
@@ -307,7 +336,7 @@ def promote(
                 action="gate",
             )
         return MoveResult(
-            name, candidate.version, current, False, current, decision_run_id, decision, candidate.version
+            name, candidate.version, current, False, current, decision_run_id, decision, candidate.version, described
         )
     why = reason or ("initial promotion" if initial else "passed the gate")
     if skip_gate:
@@ -321,9 +350,21 @@ def promote(
         action="promote",
         reason=why,
         decision_run_id=decision_run_id,
+        detail=ledger_detail(indexes),
     )
     clear_candidate(ctx, name, candidate.version)
-    return MoveResult(name, candidate.version, current, True, candidate.version, decision_run_id, decision)
+    return MoveResult(
+        name, candidate.version, current, True, candidate.version, decision_run_id, decision, indexes=described
+    )
+
+
+def check_indexes(ctx: Context, target: store.VersionInfo, current: str | None, *, build: bool) -> list[IndexManifest]:
+    """``target``'s verified index of each corpus production serves (see ``index_moves.ensure``)."""
+    if ctx.index_roots is None or current is None:
+        return []
+    from registry.verified import load_version
+
+    return ensure(ctx.index_roots, target, current, build=build, load=load_version)
 
 
 # Version tags: the golden set and split a version was gated on, which a later promote reuses.
@@ -461,6 +502,8 @@ def rollback(ctx: Context, name: str, *, reason: str, to_version: str | None = N
         raise RegistryError(f"{name} v{target} is already production; nothing was moved")
     info = store.get_version(name, target)
     check_files_or_record(ctx, info, action="rollback", current=current, reason=reason)
+    with recorded_refusal(ctx, action="rollback", model=name, current=current, target=info.version, reason=reason):
+        indexes = check_indexes(ctx, info, current, build=False)
     move_production(
         ctx.ledger,
         name=name,
@@ -469,8 +512,9 @@ def rollback(ctx: Context, name: str, *, reason: str, to_version: str | None = N
         actor=ctx.actor,
         action="rollback",
         reason=reason,
+        detail=ledger_detail(indexes),
     )
-    return RollbackResult(name, info.version, current)
+    return RollbackResult(name, info.version, current, indexes=tuple(describe(m) for m in indexes))
 
 
 def history(ctx: Context, name: str, at: dt.datetime | None = None) -> HistoryResult:

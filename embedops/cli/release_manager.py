@@ -159,11 +159,20 @@ def promote(
             "--allow-reindex",
         ),
     ] = False,
+    build_index: Annotated[
+        bool,
+        opt(
+            "Build the version's index of each corpus production serves (after the gate passes) instead of "
+            "refusing a version that has none.",
+            "--build-index",
+        ),
+    ] = False,
     actor_name: ActorOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Gate a version against production and, if it passes, make it production (exit 3 if rejected)."""
+    """Gate a version against production and, if it passes, make it production with its own indexes (exit 3 if
+    rejected)."""
 
     def job(settings: Settings) -> MoveResult:
         from registry.gate.policy import load_policy
@@ -185,11 +194,15 @@ def promote(
             expected_production=expect_production,
             gate_only=gate_only,
             allow_reindex=allow_reindex,
+            build_index=build_index,
             notify=lambda line: typer.echo(line, err=True),
         )
 
     def render(result: MoveResult, settings: Settings) -> None:
         render_decision(result.to_dict())
+        if result.decision is None:  # no gate ran: render_decision said nothing of the indexes
+            for line in result.indexes:
+                typer.echo(f"index     {line}")
         if result.candidate is not None:
             typer.echo(f"candidate  {result.model} is now v{result.candidate}; production stays v{result.production}")
             return
@@ -266,6 +279,8 @@ def rollback(
         return rollback_model(ctx, name, reason=reason, to_version=to_version)
 
     def render(result: RollbackResult, settings: Settings) -> None:
+        for line in result.indexes:
+            typer.echo(f"index     {line}")
         typer.echo(f"production {result.model} is now v{result.production} (was v{result.previous_production})")
 
     run_job(job, render, as_json=as_json, debug=debug)

@@ -49,7 +49,9 @@ def render_decision(payload: dict[str, Any]) -> None:
             mark = "waived" if check["waived"] else ("ok" if check["passed"] else "FAIL")
             typer.echo(f"  {mark:6s} {check['name']:24s} {check['detail']}")
         if decision["reindex_required"]:
-            typer.echo("  note   the vector index must be rebuilt (dimension or tokenizer changed)")
+            typer.echo("  note   new weights: each corpus is searched with this version's own index, never another's")
+        for line in payload.get("indexes") or []:
+            typer.echo(f"index     {line}")
         if payload.get("decision_run_id"):
             typer.echo(
                 f"report    decision run {payload['decision_run_id']} (artifacts gate/report.html, gate/decision.json)"

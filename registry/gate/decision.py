@@ -34,6 +34,9 @@ class Evidence:
     latency_ms: dict[str, float] = field(default_factory=dict)  # p50, p95, p99 of single-text encodes
     # Call by call, interleaved with the other side's calls: index i of both sides is one moment.
     latency_samples_ms: tuple[float, ...] = ()
+    # sha256 of the weights scored; "" when unknown. Any difference moves the vector space: every index
+    # the other side built is stale for this one.
+    weights_digest: str = ""
 
     @property
     def latency_p99_ms(self) -> float | None:
@@ -93,7 +96,9 @@ def decide(policy: GatePolicy, candidate: Evidence, production: Evidence) -> Gat
             "the candidate's vectors are all finite",
         )
     ]
-    reindex = False
+    # Fine-tuned weights put documents elsewhere in the space even at the same dimension and tokenizer:
+    # production's index answers a candidate's queries worse than either matched pair (issue 16).
+    reindex = candidate.weights_digest != production.weights_digest or not candidate.weights_digest
     for name, cand, prod in (
         ("embedding_dim", candidate.embedding_dim, production.embedding_dim),
         ("tokenizer", candidate.tokenizer_sha256, production.tokenizer_sha256),

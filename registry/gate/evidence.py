@@ -109,6 +109,7 @@ def evidence(
         finite=finite,
         latency_ms=percentiles_ms(np.asarray(latency)) if latency else {},
         latency_samples_ms=tuple(latency),
+        weights_digest=loaded.digest,
     )
 
 

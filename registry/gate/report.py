@@ -21,6 +21,8 @@ class DecisionRecord:
     at: str  # ISO time, UTC
     reason: str
     action: str  # promote, gate (--gate-only), compare (a preview that moves nothing)
+    # One line per corpus index the candidate serves with ("index tiny-v2-hc: 150 rows of hc v1, built in 0.3 s").
+    indexes: tuple[str, ...] = ()
 
 
 PROD_COLOR, CAND_COLOR = "#8c96a8", "#2b6cb0"
@@ -187,11 +189,16 @@ def render_html(
         for n in names
     )
     cmp = d.comparison
+    indexes = record.indexes if record else ()
     reindex = (
-        "<p><strong>The embedding dimension or tokenizer changes: rebuild the vector index.</strong></p>"
-        if d.reindex_required
+        "<p><strong>The candidate's vectors differ from production's: each corpus needs its own index "
+        "(production's cannot answer its queries).</strong></p>"
+        if d.reindex_required and not indexes
         else ""
     )
+    if indexes:
+        items = "".join(f"<li>{_esc(line)}</li>" for line in indexes)
+        reindex += f"<h2>Indexes the candidate serves with</h2><ul>{items}</ul>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Gate: {_esc(model_name)} v{_esc(d.candidate_version)}</title>
 <style>{STYLE}</style></head><body>

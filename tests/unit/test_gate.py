@@ -24,6 +24,7 @@ def evidence(
     p99: float = 10.0,
     dim: int = 384,
     tokenizer: str = "t" * 64,
+    weights: str | None = None,
 ) -> Evidence:
     scores = {f"q{i}": float(v) for i, v in enumerate(per_query)}
     return Evidence(
@@ -34,6 +35,7 @@ def evidence(
         embedding_dim=dim,
         tokenizer_sha256=tokenizer,
         latency_ms={"p50": p99 / 2, "p95": p99 * 0.9, "p99": p99},
+        weights_digest=weights if weights is not None else f"weights-of-v{version}",
     )
 
 
@@ -55,7 +57,7 @@ def failed(decision) -> set[str]:
 def test_a_clearly_better_candidate_passes_every_check() -> None:
     decision = decide(POLICY, BETTER, PRODUCTION)
     assert decision.verdict == "pass" and failed(decision) == set()
-    assert decision.comparison["p_value"] < 0.001 and not decision.reindex_required
+    assert decision.comparison["p_value"] < 0.001 and decision.reindex_required  # new weights: new vectors
     assert decision.differences["q0"] == pytest.approx(BETTER.per_query["q0"] - BASE[0])
 
 
@@ -108,6 +110,16 @@ def test_latency_samples_reject_a_slower_model_but_not_a_few_unlucky_calls() -> 
     assert check.observed > 1.0
     # ...but three calls of 200 are no evidence of a slower model: the lower bound stays in budget.
     assert check.passed and decision.verdict == "pass"
+
+
+def test_any_weights_change_requires_the_index_to_be_rebuilt() -> None:
+    """Same dimension and tokenizer but other weights still move every vector; the same weights
+    (a folder registered twice) do not; unknown weights are taken as changed."""
+    same_weights = replace(BETTER, weights_digest=PRODUCTION.weights_digest)
+    unknown = replace(BETTER, weights_digest="")
+    assert decide(POLICY, BETTER, PRODUCTION).reindex_required
+    assert not decide(POLICY, same_weights, PRODUCTION).reindex_required
+    assert decide(POLICY, unknown, replace(PRODUCTION, weights_digest="")).reindex_required
 
 
 def test_a_contract_change_rejects_unless_reindex_is_allowed() -> None:

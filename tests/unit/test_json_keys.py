@@ -13,6 +13,10 @@ import pytest
 
 from tests.conftest import REPO
 
+CORPUS_VERSION_KEYS = {
+    "name", "version", "digest", "rows", "created", "source", "added", "changed", "deleted", "first_event",
+    "last_event",
+}  # fmt: skip
 # command -> (module, result type, its --json keys)
 PINNED: dict[str, tuple[str, str, set[str]]] = {
     "train": (
@@ -48,7 +52,10 @@ PINNED: dict[str, tuple[str, str, set[str]]] = {
     "promote": (
         "registry.promotion",
         "MoveResult",
-        {"model", "version", "previous_production", "moved", "production", "verdict", "decision_run_id", "decision"},
+        {
+            "model", "version", "previous_production", "moved", "production", "verdict", "decision_run_id", "decision",
+            "indexes",
+        },
     ),
     "compare": (
         "registry.compare",
@@ -58,7 +65,9 @@ PINNED: dict[str, tuple[str, str, set[str]]] = {
             "report",
         },
     ),
-    "rollback": ("registry.promotion", "RollbackResult", {"model", "production", "previous_production", "moved"}),
+    "rollback": (
+        "registry.promotion", "RollbackResult", {"model", "production", "previous_production", "moved", "indexes"}
+    ),
     "history": ("registry.promotion", "HistoryResult", {"model", "moves"}),
     "serve": ("registry.serve", "ServePlan", {"model", "alias", "version", "url", "invocations"}),
     "drift": (
@@ -79,6 +88,23 @@ PINNED: dict[str, tuple[str, str, set[str]]] = {
     ),
     "doctor": ("registry.doctor", "DoctorReport", {"models", "findings", "clean", "fixed", "remaining"}),
     "status": ("embedops.status", "StatusReport", {"store", "chosen_by", "ledger", "models"}),
+    "corpus_add": ("indexing.corpus_store", "CorpusVersion", CORPUS_VERSION_KEYS),
+    "corpus_update": ("indexing.corpus_store", "CorpusVersion", CORPUS_VERSION_KEYS),
+    "corpus_list": ("indexing.corpus_store", "CorpusListing", {"root", "corpora"}),
+    "index_build": (
+        "registry.indexes",
+        "IndexBuild",
+        {
+            "encoded", "kept_chunks", "already", "run_id", "index_id", "model", "corpus", "corpus_version",
+            "corpus_digest", "rows", "state", "chunk_size", "chunks", "chunks_done", "precision", "started",
+            "build_seconds", "attempts", "resumed_chunks", "docs_per_s", "ann", "ann_recall_at_10", "table_version",
+            "files", "verified_at", "error",
+        },
+    ),
+    "index_status": ("indexing.inventory", "IndexInventory", {"root", "indexes"}),
+    "search": (
+        "registry.indexes", "SearchResult", {"model", "version", "corpus", "corpus_version", "index_id", "answers"}
+    ),
     "demo": ("embedops.demo", "DemoResult", {"model", "home", "ok", "seconds", "steps", "retrain_report", "history"}),
 }  # fmt: skip
 
@@ -125,8 +151,22 @@ def test_json_keys_are_pinned(command: str) -> None:
         "demo": {"steps": [], "history": []},
         "status": {"models": []},
         "serve": {"url": "http://127.0.0.1:5001"},
+        "promote": {"indexes": ()},
+        "rollback": {"indexes": ()},
+        "corpus_list": {"corpora": []},
+        "index_status": {"indexes": []},
+        "search": {"answers": []},
+        "index_build": {"result": blank_build()},
     }
     assert set(blank(cls, **needs.get(command, {})).to_dict()) == keys
+
+
+def blank_build() -> Any:
+    from indexing.build import BuildResult
+    from indexing.manifest import IndexManifest
+
+    manifest = blank(IndexManifest, model=None, files={})
+    return BuildResult(manifest, 0, 0, False)
 
 
 def test_optional_keys_appear_only_when_they_apply() -> None:
