@@ -80,3 +80,17 @@ def row(m: IndexManifest, versions: Sequence[CorpusVersion], now: dt.datetime) -
         freshness_lag_s=round(freshness_lag(m.corpus_version, versions, now), 1) if versions else None,
         error=m.error,
     )
+
+
+def removable_versions(indexed: set[str], production_moves: Sequence[str], aliased: set[str], keep: int) -> set[str]:
+    """Versions (of ``indexed``) whose indexes ``gc`` removes. Kept: the last ``keep`` distinct
+    production versions (``production_moves`` oldest first), every version an alias points at, and
+    every version never in production that is newer than the newest that was (not judged yet: a
+    promotion may be building its index right now)."""
+    recent: list[str] = []
+    for version in reversed(production_moves):
+        if version not in recent:
+            recent.append(version)
+    newest = max((int(v) for v in production_moves), default=0)
+    unjudged = {v for v in indexed if v not in recent and int(v) > newest}
+    return indexed - set(recent[:keep]) - aliased - unjudged

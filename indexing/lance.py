@@ -172,3 +172,10 @@ def checksums(root: Path, name: str) -> dict[str, str]:
 
 def delete_chunks(table: Any, chunks: Sequence[int]) -> None:
     table.delete(f"chunk IN ({', '.join(str(int(c)) for c in chunks)})")
+
+
+def restore(table: Any, version: int) -> None:
+    """Make ``version`` the table's head again (a new commit): undoes a write that was never verified."""
+    if int(table.version) != version:
+        table.checkout(version)
+        table.restore()

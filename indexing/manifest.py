@@ -66,6 +66,8 @@ class IndexManifest:
     files: dict[str, str] = field(default_factory=dict)
     verified_at: str | None = None
     error: str | None = None
+    # One entry per sync to a newer corpus version: from, to, upserts, deletes, seconds, lag_before_s, at.
+    syncs: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,3 +112,11 @@ def all_manifests(root: Path) -> list[IndexManifest]:
         return []
     found = (read_manifest(root, p.stem) for p in sorted(folder.glob("*.json")))
     return [m for m in found if m is not None]
+
+
+def drop(root: Path, index: str) -> None:
+    """Remove an index: its manifest first (nothing finds it any more), then its table."""
+    from indexing import lance
+
+    manifest_path(root, index).unlink(missing_ok=True)
+    lance.drop(root, index)

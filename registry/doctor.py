@@ -11,20 +11,27 @@
   gives it one;
 - production, previous or candidate pointing somewhere the ledger never recorded (moved outside
   embedops; ``previous`` must be where a rollback would go): with --fix the alias
-  goes back to where the ledger says, if that version's files check out, and the repair is a ledger row.
+  goes back to where the ledger says, if that version's files check out, and the repair is a ledger row;
+- indexes: unfinished builds, tampered files, a fingerprint that is not the version's, production
+  without an index other versions have (``index_doctor``): --fix resumes or rebuilds.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from embedops.core.errors import EmbedopsError
 from registry import store
 from registry.ledger import Ledger, Move, as_settled, interrupted, recorded_position, rollback_target
 from registry.moves import set_or_clear
 from registry.store import CANDIDATE, PREVIOUS, PRODUCTION
 from registry.verified import alias_file_problems, check_version_files
+
+if TYPE_CHECKING:
+    from registry.index_moves import IndexRoots
 
 
 @dataclass
@@ -193,8 +200,20 @@ def repair_alias(ledger: Ledger, finding: Finding, actor: str) -> None:
         )
 
 
-def examine(ledger: Ledger, *, models: list[str] | None, stale_hours: float, fix: bool, actor: str) -> DoctorReport:
+def examine(
+    ledger: Ledger,
+    *,
+    models: list[str] | None,
+    stale_hours: float,
+    fix: bool,
+    actor: str,
+    index_roots: IndexRoots | None = None,
+) -> DoctorReport:
+    """Every finding (and with ``fix``, its repair); ``index_roots``: check the models' indexes too."""
+    from registry.index_doctor import index_findings
+
     client = store.client()
+    index_fixes: dict[int, Callable[[], None]] = {}
     names = models or sorted(m.name for m in client.search_registered_models(max_results=1000))
     findings = stale_runs(client, stale_hours)
     for name in names:
@@ -207,6 +226,10 @@ def examine(ledger: Ledger, *, models: list[str] | None, stale_hours: float, fix
         halfway = set() if fix else {finding.subject for finding, _ in unsettled}
         findings += [f for f in alias_findings(ledger, name) if f.subject not in halfway]
         findings += unverified_versions(name)
+        if index_roots is not None:
+            for finding, repair in index_findings(index_roots, name):
+                findings.append(finding)
+                index_fixes[id(finding)] = repair
     if fix:
         for finding in findings:
             if finding.fixed:
@@ -216,6 +239,12 @@ def examine(ledger: Ledger, *, models: list[str] | None, stale_hours: float, fix
             if finding.kind == "stale_run":
                 client.set_tag(finding.subject, "embedops.doctor", finding.detail)
                 client.set_terminated(finding.subject, "FAILED")
+            elif id(finding) in index_fixes:
+                try:
+                    index_fixes[id(finding)]()
+                except EmbedopsError as exc:
+                    finding.detail += f" (--fix failed: {exc})"
+                    continue
             else:
                 repair_alias(ledger, finding, actor)
             finding.fixed = True

@@ -1,9 +1,10 @@
-"""A version serves only with its own verified index of each corpus production serves.
+"""A version serves only with its own verified, up-to-date index of each corpus production serves.
 
 Production "serves" a corpus when its version has a verified index of it. Before any move of
 production (promote, skip-gate or gated, and rollback) the version moving in must have a verified
 index of each of those corpora, whose files pass their recorded sha256 and whose weights digest is
-the version's own; ``--build-index`` builds the missing ones first. The ledger row of the move names
+the version's own; ``--build-index`` builds the missing ones first, and an index behind its corpus is
+synced to the latest version before the move (a rollback's older index too). The ledger row names
 the index ids, so "what served at time T" has an answer for the index too.
 """
 
@@ -23,6 +24,7 @@ from indexing.build import BuildOptions, build_index
 from indexing.corpus_store import CorpusStore
 from indexing.manifest import IndexManifest, all_manifests, index_id, read_manifest
 from indexing.search import open_verified
+from indexing.sync import SyncResult, sync_index
 from registry.store import VersionInfo
 
 
@@ -162,10 +164,36 @@ def ensure(
     if gaps:
         raise refusal(target, gaps, can_build=not build)
     found = [read_manifest(roots.indexes, index_id(target.name, target.version, c)) for c in corpora]
-    return [m for m in found if m is not None]
+    # Serving starts at the corpus's latest version: a rollback's older index catches up first.
+    return [bring_up_to_date(roots, target, m, load)[0] for m in found if m is not None]
 
 
 def ledger_detail(manifests: list[IndexManifest]) -> str:
     return (
         "indexes: " + ", ".join(f"{m.index_id}@{m.corpus}v{m.corpus_version}" for m in manifests) if manifests else ""
+    )
+
+
+def bring_up_to_date(
+    roots: IndexRoots, target: VersionInfo, manifest: IndexManifest, load: Callable[[VersionInfo], LoadedModel]
+) -> tuple[IndexManifest, SyncResult | None]:
+    """``manifest``'s index synced to its corpus's latest version (None: it was there already)."""
+    from registry.indexes import identity
+
+    store = CorpusStore(roots.corpora)
+    latest = store.get(manifest.corpus)
+    if manifest.corpus_version >= latest.version:
+        return manifest, None
+    loaded = load(target)
+    old = store.documents(store.get(manifest.corpus, manifest.corpus_version))
+    return sync_index(
+        roots.indexes,
+        manifest,
+        identity(target, loaded),
+        loaded.model,
+        latest,
+        store.versions(manifest.corpus),
+        old,
+        store.documents(latest),
+        recheck=partial(store.documents, latest),
     )

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from embedops.core.errors import ModelError
+from embedops.core.errors import ConfigError, ModelError
+from embedops.core.progress import phase
 from embedops.core.settings import Settings
 from evaluation.job import LoadedModel
 from indexing.build import BuildOptions, BuildResult, build_index
 from indexing.corpus_store import CorpusStore
-from indexing.manifest import IndexManifest, ModelIdentity
+from indexing.inventory import removable_versions
+from indexing.manifest import IndexManifest, ModelIdentity, all_manifests, drop, index_id, read_manifest
 from indexing.search import Answer, Searcher, find
 from registry import store
+from registry.index_moves import IndexRoots, bring_up_to_date
 from registry.store import VersionInfo
 from registry.verified import load_version
 
@@ -66,8 +70,8 @@ class IndexBuild:
         return {**self.result.to_dict(), "run_id": self.run_id}
 
 
-def build_for_version(
-    settings: Settings,
+def build_in(
+    roots: IndexRoots,
     name: str,
     which: str,
     corpus: str,
@@ -76,29 +80,26 @@ def build_for_version(
     options: BuildOptions | None = None,
     rebuild: bool = False,
 ) -> IndexBuild:
-    corpora = CorpusStore(settings.corpus_root)
+    """Build (or resume) version ``which``'s index of ``corpus``, and record it once verified."""
+    corpora = CorpusStore(roots.corpora)
     version = corpora.get(corpus, corpus_version)  # before the model loads: a wrong name costs a second
     documents = corpora.documents(version)
     info = resolve(name, which)
-    loaded = load_version(info)
+    with phase(f"loading {info.uri} (checked against its manifest)"):
+        loaded = load_version(info)
     model = identity(info, loaded)
     if rebuild:
-        from indexing import lance
-        from indexing.manifest import index_id, manifest_path
-
-        target = index_id(model.name, model.version, corpus)
-        lance.drop(settings.index_root, target)
-        manifest_path(settings.index_root, target).unlink(missing_ok=True)
+        drop(roots.indexes, index_id(model.name, model.version, corpus))
     result = build_index(
-        settings.index_root,
+        roots.indexes,
         model,
         loaded.model,
         version,
         documents,
-        recheck=lambda: corpora.documents(version),
+        recheck=partial(corpora.documents, version),
         options=options or BuildOptions(),
     )
-    run_id = None if result.already else record_manifest(result.manifest, settings.artifact_root)
+    run_id = None if result.already else record_manifest(result.manifest, roots.artifact_root)
     return IndexBuild(result, run_id)
 
 
@@ -187,3 +188,77 @@ def search(settings: Settings, name: str, which: str, corpus: str, queries: list
     manifest = searcher.manifest
     answers = searcher.search(queries, k)
     return SearchResult(name, manifest.model.version, corpus, manifest.corpus_version, manifest.index_id, answers)
+
+
+def roots_of(settings: Settings) -> IndexRoots:
+    return IndexRoots(settings.index_root, settings.corpus_root, settings.artifact_root)
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    model: str
+    corpus: str
+    corpus_version: int
+    synced: list[dict[str, Any]]  # alias, version and the SyncResult of each index that moved
+    skipped: list[str]  # why each alias's index did not (already there, no index, ...)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sync_model(settings: Settings, name: str, corpus: str) -> SyncReport:
+    """Production's, candidate's and previous's indexes of ``corpus`` brought to its latest version."""
+    roots = roots_of(settings)
+    latest = CorpusStore(roots.corpora).get(corpus)
+    synced, skipped, seen = [], [], set()
+    for alias in store.ALIASES:
+        version = store.alias_version(name, alias)
+        if version is None or version in seen:
+            continue
+        seen.add(version)
+        manifest = read_manifest(roots.indexes, index_id(name, version, corpus))
+        if manifest is None or manifest.state != "verified":
+            skipped.append(f"{alias} v{version}: no verified index of {corpus}")
+            continue
+        _, result = bring_up_to_date(roots, store.get_version(name, version), manifest, load_version)
+        if result is None:
+            skipped.append(f"{alias} v{version}: already at {corpus} v{manifest.corpus_version}")
+        else:
+            synced.append({"alias": alias, "version": version, **result.to_dict()})
+    return SyncReport(name, corpus, latest.version, synced, skipped)
+
+
+@dataclass(frozen=True)
+class GcReport:
+    model: str
+    keep: int
+    kept: list[str]
+    removed: list[str]
+    dry_run: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def gc(settings: Settings, name: str, *, keep: int, dry_run: bool) -> GcReport:
+    """Remove the indexes of versions that are neither among the last ``keep`` production versions nor
+    pointed at by an alias (see ``indexing.inventory.removable_versions``)."""
+    from registry.ledger import Ledger
+
+    if keep < 1:
+        raise ConfigError("--keep must be at least 1: production's own index is always kept")
+    roots = roots_of(settings)
+    mine = [m for m in all_manifests(roots.indexes) if m.model.name == name]
+    moves = [
+        m.to_version
+        for m in Ledger(settings.ledger_url).history(name)
+        if m.alias == store.PRODUCTION and m.outcome == "success" and m.to_version
+    ]
+    aliased = {v for a in store.ALIASES if (v := store.alias_version(name, a)) is not None}
+    removable = removable_versions({m.model.version for m in mine}, moves, aliased, keep)
+    removed = sorted(m.index_id for m in mine if m.model.version in removable)
+    if not dry_run:
+        for index in removed:
+            drop(roots.indexes, index)
+    kept = sorted(m.index_id for m in mine if m.index_id not in removed)
+    return GcReport(name, keep, kept, removed, dry_run)

@@ -186,11 +186,13 @@ def doctor(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Find runs left RUNNING by killed jobs, aliases on broken versions, aliases the ledger never recorded."""
+    """Find runs left RUNNING by killed jobs, aliases on broken versions, aliases the ledger never recorded, and
+    indexes that are unfinished, tampered with or not their version's."""
 
     def job(settings: Settings) -> DoctorReport:
         from registry.access import resolve_actor
         from registry.doctor import examine
+        from registry.indexes import roots_of
         from registry.ledger import Ledger
 
         return examine(
@@ -199,6 +201,7 @@ def doctor(
             stale_hours=stale_hours,
             fix=fix,
             actor=resolve_actor(settings.tracking_uri, actor_name),
+            index_roots=roots_of(settings),
         )
 
     def render(result: DoctorReport, settings: Settings) -> None:

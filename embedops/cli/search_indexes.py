@@ -13,7 +13,7 @@ from embedops.core.settings import Settings
 if TYPE_CHECKING:
     from indexing.corpus_store import CorpusListing, CorpusVersion
     from indexing.inventory import IndexInventory
-    from registry.indexes import IndexBuild, SearchResult
+    from registry.indexes import GcReport, IndexBuild, SearchResult, SyncReport
 
 corpus_app = typer.Typer(no_args_is_help=True, help="Named, versioned document collections that indexes encode.")
 index_app = typer.Typer(no_args_is_help=True, help="Each model version's index of a corpus: build, resume, status.")
@@ -127,13 +127,13 @@ def index_build(
 
     def job(settings: Settings) -> IndexBuild:
         from indexing.build import BuildOptions
-        from registry.indexes import build_for_version
+        from registry.indexes import build_in, roots_of
 
         if corpus_version is not None and corpus_version < 1:
             raise ConfigError("--corpus-version starts at 1")
         options = BuildOptions(chunk_size=chunk_size, batch_size=batch_size, precision=precision)
-        return build_for_version(
-            settings, model, version, corpus, corpus_version=corpus_version, options=options, rebuild=rebuild
+        return build_in(
+            roots_of(settings), model, version, corpus, corpus_version=corpus_version, options=options, rebuild=rebuild
         )
 
     def render(result: IndexBuild, settings: Settings) -> None:
@@ -182,6 +182,57 @@ def index_status(
             typer.echo(f"{r.index_id:32s} {state:24s} {r.rows:>9,} rows  {r.ann:11s} {corpus}")
 
     run_job(job, render, as_json=as_json, debug=debug, reads_only=True)
+
+
+@index_app.command("sync")
+def index_sync(
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="Registered model name.")],
+    corpus: Annotated[str, opt("The corpus whose latest version the indexes catch up with.", "--corpus")],
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Bring production's, candidate's and previous's indexes to the corpus's latest version, encoding only the
+    changed documents; each swaps in whole once verified."""
+
+    def job(settings: Settings) -> SyncReport:
+        from registry.indexes import sync_model
+
+        return sync_model(settings, model, corpus)
+
+    def render(result: SyncReport, settings: Settings) -> None:
+        for s in result.synced:
+            typer.echo(
+                f"{s['alias']:10s} v{s['version']}: {s['index_id']} {result.corpus} v{s['from_version']} -> "
+                f"v{s['to_version']} ({s['upserts']:,} encoded, {s['deletes']:,} deleted, {s['seconds']:.1f} s; "
+                f"lag was {s['lag_before_s']:.0f} s)"
+            )
+        for line in result.skipped:
+            typer.echo(line)
+
+    run_job(job, render, as_json=as_json, debug=debug)
+
+
+@index_app.command("gc")
+def index_gc(
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="Registered model name.")],
+    keep: Annotated[int, opt("Keep the indexes of this many recent production versions.", "--keep")] = 3,
+    dry_run: Annotated[bool, opt("Say what would be removed; remove nothing.", "--dry-run")] = False,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Remove indexes no rollback can reach: never one an alias points at, nor a version newer than those."""
+
+    def job(settings: Settings) -> GcReport:
+        from registry.indexes import gc
+
+        return gc(settings, model, keep=keep, dry_run=dry_run)
+
+    def render(result: GcReport, settings: Settings) -> None:
+        verb = "would remove" if result.dry_run else "removed"
+        typer.echo(f"{verb} {len(result.removed)}: {', '.join(result.removed) or '-'}")
+        typer.echo(f"kept {len(result.kept)}: {', '.join(result.kept) or '-'}")
+
+    run_job(job, render, as_json=as_json, debug=debug)
 
 
 @app.command(rich_help_panel="Search")

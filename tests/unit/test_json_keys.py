@@ -102,6 +102,8 @@ PINNED: dict[str, tuple[str, str, set[str]]] = {
         },
     ),
     "index_status": ("indexing.inventory", "IndexInventory", {"root", "indexes"}),
+    "index_sync": ("registry.indexes", "SyncReport", {"model", "corpus", "corpus_version", "synced", "skipped"}),
+    "index_gc": ("registry.indexes", "GcReport", {"model", "keep", "kept", "removed", "dry_run"}),
     "search": (
         "registry.indexes", "SearchResult", {"model", "version", "corpus", "corpus_version", "index_id", "answers"}
     ),
