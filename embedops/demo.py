@@ -4,7 +4,10 @@ Act one: the base model goes to production, a fine-tune passes the gate and repl
 candidate trained on a broken (shuffled) pairs file is rejected. Act two: Tallyhoo launches
 payroll; a quiet week of search traffic raises nothing, the launch week drifts, the drift job
 retrains on the new help-center pairs and gates the result, a release manager promotes it, and
-then rolls it back. Every step has an expected outcome; the demo fails loudly if one differs.
+then rolls it back. Production searches the help-center articles through its own index: each
+promotion builds the new version's index, and one search shows the answer change with the model
+and change back with the rollback. Every step has an expected outcome; the demo fails loudly if one
+differs.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from registry.ledger import Move
 
 MODEL = "helpcenter-embedder"
+CORPUS = "helpcenter"  # the articles production searches: every promotion and rollback moves its index
 MARKER = ".embedops-demo"
 LAUNCH = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)
 WEEK = dt.timedelta(days=7)
@@ -159,11 +163,15 @@ def run_demo(
 ) -> DemoResult:
     """Run every step in order; a step that errors stops the demo (later steps build on it)."""
     from embedops.pipelines import load_retrain_config, retrain
+    from evaluation.golden import load_golden_set
+    from indexing.corpus import now_iso, read_documents
+    from indexing.corpus_store import CorpusStore
     from monitoring.config import load_drift_config
     from monitoring.job import run_drift
     from monitoring.state import TriggerStore
     from monitoring.windows import read_window
     from registry.gate.policy import load_policy
+    from registry.indexes import build_in, roots_of, search, searcher_for
     from registry.promotion import GateRejected, open_context, promote, rollback
     from registry.register import register_folder
     from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, alias_version
@@ -179,6 +187,8 @@ def run_demo(
     drift_cfg = load_drift_config(paths.configs / "drift.yaml")
     retrain_cfg = load_retrain_config(paths.configs / "retrain_payroll.yaml")
     golden = str(paths.helpcenter)
+    golden_set = load_golden_set(paths.helpcenter, "test")
+    articles = dict(zip(golden_set.corpus_ids, golden_set.corpus_texts, strict=True))
     aliases: Callable[[], str] = lambda: (  # noqa: E731
         f"production v{alias_version(MODEL, PRODUCTION)}"
         + (f", previous v{p}" if (p := alias_version(MODEL, PREVIOUS)) else "")
@@ -189,7 +199,14 @@ def run_demo(
     def gate(version: str, golden_dir: str, reason: str) -> Step:
         try:
             out = promote(
-                manager, MODEL, version, policy=policy, golden=golden_dir, reason=reason, progress=progress
+                manager,
+                MODEL,
+                version,
+                policy=policy,
+                golden=golden_dir,
+                reason=reason,
+                build_index=True,
+                progress=progress,
             ).to_dict()
             verdict = "pass"
         except GateRejected as exc:
@@ -220,15 +237,46 @@ def run_demo(
         )
         promote(manager, MODEL, reg.version, policy=policy, initial=True, reason="base model", progress=progress)
         facts["base_ndcg"] = reg.metrics["ndcg_at_10"]
+        documents = read_documents(paths.helpcenter, at=now_iso())
+        CorpusStore(settings.corpus_root).add(CORPUS, documents, source=str(paths.helpcenter))
+        built = build_in(roots_of(settings), MODEL, reg.version, CORPUS).result.manifest
         return Step(
-            "", "", actual=aliases(), detail=f"v{reg.version} all-MiniLM-L6-v2: nDCG@10 {reg.metrics['ndcg_at_10']:.3f}"
+            "",
+            "",
+            actual=aliases(),
+            detail=f"v{reg.version} all-MiniLM-L6-v2: nDCG@10 {reg.metrics['ndcg_at_10']:.3f}; "
+            f"index {built.index_id}: {built.rows} articles",
         )
+
+    def top_answers(version: str) -> dict[str, str]:
+        """Query text -> the first article ``version`` finds for it, through its own index."""
+        searcher = searcher_for(settings, MODEL, version, CORPUS)
+        return {a.query: a.hits[0].id for a in searcher.search(golden_set.query_texts, k=1)}
+
+    def production_answer() -> tuple[str, str]:
+        found = search(settings, MODEL, PRODUCTION, CORPUS, [facts["query"]], 1)
+        return found.version, found.answers[0].hits[0].id
+
+    def article(doc_id: str) -> str:
+        text = articles[doc_id]
+        return f"{doc_id} ({text[:48]}...)" if len(text) > 48 else f"{doc_id} ({text})"
 
     def finetune() -> Step:
         result = run_training(
             load_config(paths.configs / "train.yaml"), artifact_root=settings.artifact_root, progress=progress
         )
-        return gate(str(result.version), golden, "contrastive fine-tune on the help-center questions")
+        step = gate(str(result.version), golden, "contrastive fine-tune on the help-center questions")
+        # One query whose first answer the fine-tune fixed: shown now, and again after the rollback.
+        before, after = top_answers("1"), top_answers(str(result.version))
+        pairs = zip(golden_set.query_ids, golden_set.query_texts, strict=True)
+        relevant = {q: {d for d, grade in golden_set.qrels[i].items() if grade > 0} for i, q in pairs}
+        fixed = [q for q in golden_set.query_texts if after[q] in relevant[q] and before[q] not in relevant[q]]
+        if fixed:
+            query = facts["query"] = fixed[0]
+            facts["answer_v2"] = after[query]
+            step.actual += "; search answer changed"
+            step.detail += f'; search "{query}": v1 -> {article(before[query])}, v2 -> {article(after[query])}'
+        return step
 
     def broken() -> Step:
         data = shuffled_pairs(paths.helpcenter / "train_pairs.jsonl", settings.home / "demo" / "shuffled_pairs.jsonl")
@@ -271,15 +319,25 @@ def run_demo(
         return Step("", "", actual=actual, detail=detail, report=report)
 
     def release() -> Step:
-        return gate(facts.get("retrained", "?"), str(paths.payroll), "retrained for payroll; gate passed")
+        step = gate(facts.get("retrained", "?"), str(paths.payroll), "retrained for payroll; gate passed")
+        if "query" in facts:
+            version, answer = production_answer()
+            step.detail += f'; search "{facts["query"]}": v{version} -> {article(answer)}'
+        return step
 
     def back() -> Step:
         out = rollback(manager, MODEL, reason="demo: support reports worse answers for invoices")
-        return Step("", "", actual=aliases(), detail=f"v{out.previous_production} -> v{out.production}")
+        step = Step("", "", actual=aliases(), detail=f"v{out.previous_production} -> v{out.production}")
+        if "query" in facts:
+            version, answer = production_answer()
+            if answer == facts["answer_v2"]:
+                step.actual += f"; search answers as v{version} did"
+            step.detail += f'; search "{facts["query"]}": v{version} -> {article(answer)} (its own index again)'
+        return step
 
     plan: list[tuple[str, str, Callable[[], Step]]] = [
         ("base model -> production", "production v1", base),
-        ("fine-tune -> gate -> promote", "gate pass; production v2, previous v1", finetune),
+        ("fine-tune -> gate -> promote", "gate pass; production v2, previous v1; search answer changed", finetune),
         ("fine-tune on shuffled pairs -> gate", "gate reject; production v2, previous v1", broken),
         ("quiet week (Nov 9-15) -> drift job", "no drift; trigger none", lambda: drift(LAUNCH - WEEK)),
         (
@@ -289,7 +347,7 @@ def run_demo(
         ),
         ("release manager promotes the candidate", "gate pass; production v4, previous v2", release),
         # previous goes on to v1, not back to v4: a rollback only goes back
-        ("release manager rolls back", "production v2, previous v1", back),
+        ("release manager rolls back", "production v2, previous v1; search answers as v2 did", back),
     ]
     started = time.perf_counter()
     steps = run_steps(plan, notify)

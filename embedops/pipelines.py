@@ -115,6 +115,9 @@ def retrain(
             golden=cfg.golden,
             golden_split=cfg.golden_split,
             gate_only=not cfg.auto_promote,
+            # A candidate waits ready to serve: its index of each corpus production serves is built once
+            # it passes, so a release manager's promote moves it without a build.
+            build_index=True,
             reason=f"retrain after drift run {drift_run_id}" if drift_run_id else "manual retrain",
             progress=progress,
         ).to_dict()

@@ -6,11 +6,12 @@ Instead the version is downloaded once into a serving copy under the home, verif
 other load (``registry.verified``: MLmodel's shape, no pickle or custom code, every file against
 the registered sha256 manifest), and each uvicorn worker checks that copy against the manifest
 again, loads it with remote code off and hands the loaded model to MLflow's scoring server
-(``scoring_server.init``), which keeps MLflow's HTTP API: ``/invocations``, ``/ping``, ``/health``,
-``/version``; ``/model`` says which version this is.
+(``scoring_server.init``), which keeps MLflow's HTTP API: ``/invocations``, ``/ping``, ``/version``;
+``/model`` says which version this is, ``/search`` searches its indexes, ``/health`` and ``/metrics``
+report both.
 
-The alias is resolved once, at start: a promotion reaches serving by restarting the process (a
-rolling restart, or `systemctl restart`); the server never changes under a request.
+Each worker follows the alias through the ledger (``live_search``): a promotion or rollback reaches
+serving within seconds, model and indexes together, without a restart and without a failed request.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from registry.verified import registered_manifest, verify_folder
 # What a worker is told by the process that verified the copy (environment variables survive exec).
 ENV_FOLDER, ENV_MANIFEST, ENV_MANIFEST_SHA = "EMBEDOPS_SERVE_FOLDER", "EMBEDOPS_SERVE_MANIFEST", "EMBEDOPS_SERVE_SHA256"
 ENV_MODEL, ENV_VERSION, ENV_ALIAS = "EMBEDOPS_SERVE_MODEL", "EMBEDOPS_SERVE_VERSION", "EMBEDOPS_SERVE_ALIAS"
+ENV_CORPORA = "EMBEDOPS_SERVE_CORPORA"  # comma-separated; unset: every corpus the version has an index of
+ENV_POLL_S = "EMBEDOPS_SERVE_POLL_S"  # seconds between ledger reads (0: never follow the alias)
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ def plan_serving(
     host: str = "127.0.0.1",
     port: int = 5001,
     workers: int = 1,
+    corpora: list[str] | None = None,
 ) -> ServePlan:
     """The version to serve, its verified copy and the command that serves it; refuses an unset
     alias or files that do not match what was registered."""
@@ -136,6 +140,7 @@ def plan_serving(
         ENV_MODEL: name,
         ENV_VERSION: version,
         ENV_ALIAS: alias,
+        ENV_CORPORA: ",".join(validate_name(c, "corpus name") for c in corpora or []),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(threads_per_worker(os.cpu_count() or 1, workers)),
     }
     return ServePlan(

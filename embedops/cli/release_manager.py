@@ -328,20 +328,26 @@ def serve(
     host: Annotated[str, opt("Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, opt("Port to listen on.")] = 5001,
     workers: Annotated[int, opt("Scoring-server worker processes.")] = 1,
+    corpus: Annotated[
+        list[str] | None, opt("A corpus /search answers from (repeat; default: every one the version has an index of).")
+    ] = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Serve the version behind an alias over HTTP (MLflow's scoring server): POST texts, get vectors.
+    """Serve the version behind an alias over HTTP: POST texts for vectors (MLflow's scoring server), POST
+    queries to /search its own indexes; /health and /metrics (Prometheus).
 
     The version is verified against its registered manifest and loaded by embedops (never by
-    MLflow's loader, never with remote code). The alias is resolved once, at start: after a
-    promotion, restart the process to serve the new version.
+    MLflow's loader, never with remote code). The server follows the alias through the ledger: when
+    it moves, the new version and its indexes replace the old ones together, without a restart.
     """
 
     def job(settings: Settings) -> ServePlan:
         from registry.serve import plan_serving
 
-        return plan_serving(name, alias, copies=settings.home / "serving", host=host, port=port, workers=workers)
+        return plan_serving(
+            name, alias, copies=settings.home / "serving", host=host, port=port, workers=workers, corpora=corpus
+        )
 
     def render(plan: ServePlan, settings: Settings) -> None:
         typer.echo(f"serving   {plan.model} v{plan.version} (alias {plan.alias}) at {plan.invocations}")
