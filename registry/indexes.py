@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -79,6 +80,7 @@ def build_in(
     corpus_version: int | None = None,
     options: BuildOptions | None = None,
     rebuild: bool = False,
+    after_chunk: Callable[[int], None] | None = None,
 ) -> IndexBuild:
     """Build (or resume) version ``which``'s index of ``corpus``, and record it once verified."""
     corpora = CorpusStore(roots.corpora)
@@ -98,6 +100,7 @@ def build_in(
         documents,
         recheck=partial(corpora.documents, version),
         options=options or BuildOptions(),
+        after_chunk=after_chunk,
     )
     run_id = None if result.already else record_manifest(result.manifest, roots.artifact_root)
     return IndexBuild(result, run_id)
