@@ -164,10 +164,19 @@ def compact(table: Any) -> None:
     table.optimize(cleanup_older_than=dt.timedelta(days=3650))
 
 
+# Rewritten by every commit (a pointer to the newest version, which readers of a pinned version never
+# follow); every other file of a Lance table is written once and never changed.
+MUTABLE = frozenset({"latest_version_hint.json", "_latest.manifest"})
+
+
 def checksums(root: Path, name: str) -> dict[str, str]:
-    """sha256 of every file of the table, by path relative to the database folder."""
+    """sha256 of every immutable file of the table, by path relative to the database folder."""
     folder = table_path(root, name)
-    return {p.relative_to(root).as_posix(): file_sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): file_sha256(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name not in MUTABLE
+    }
 
 
 def delete_chunks(table: Any, chunks: Sequence[int]) -> None:

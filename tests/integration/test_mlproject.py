@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import EXAMPLES, HELPCENTER, REPO, ledger_moves, run_python
+from tests.conftest import EXAMPLES, HELPCENTER, REPO, ledger_moves, run_python, write_jsonl
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 NAME = "mlproject-model"
@@ -57,10 +57,18 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
     # v1 is the tiny model as it is, put in production by hand; v2 comes from the train entry point.
     run("-m", "embedops", "register", str(tiny_model), "--name", NAME, "--golden", str(HELPCENTER))
     run("-m", "embedops", "promote", NAME, "--version", "1", "--initial")
+    mlflow_run("corpus_add", corpus="hc", path=str(HELPCENTER))
+    mlflow_run("index_build", name=NAME, corpus="hc")  # production v1's index: every promotion now builds one
     mlflow_run("train", config=str(tmp_path / "train.yaml"))
     mlflow_run("evaluate", model=f"models:/{NAME}@production", golden=str(HELPCENTER))
     mlflow_run("promote", name=NAME, version="2", policy=str(tmp_path / "policy.yaml"), golden=str(HELPCENTER))
     mlflow_run("rollback", name=NAME, reason="entry point test")
+    changes = write_jsonl(
+        tmp_path / "changes.jsonl", [{"_id": "new", "text": "Pause a payroll run", "ts": "2026-12-01T09:00:00Z"}]
+    )
+    mlflow_run("corpus_update", corpus="hc", changes=str(changes))
+    mlflow_run("index_sync", name=NAME, corpus="hc")
+    mlflow_run("search", name=NAME, query="pause payroll", corpus="hc", k="3")
     mlflow_run(
         "compare", name=NAME, a="production", b="2", policy=str(tmp_path / "policy.yaml"), golden=str(HELPCENTER)
     )
@@ -89,6 +97,11 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
         [
             (e, "FINISHED")
             for e in (
+                "corpus_add",
+                "index_build",
+                "corpus_update",
+                "index_sync",
+                "search",
                 "train",
                 "evaluate",
                 "promote",

@@ -644,3 +644,84 @@ def test_inventory_lists_each_index_with_its_lag_behind_the_latest_corpus_versio
     assert inventory(root, store, model="another", now=now).indexes == []
     unknown = inventory(root, CorpusStore(tmp_path / "empty"), now=now).indexes[0]
     assert (unknown.latest_corpus_version, unknown.freshness_lag_s) == (None, None)
+
+
+# ---------------------------------------------------------------- sync and gc
+
+
+def updated_corpus(tmp_path: Path) -> tuple[CorpusStore, CorpusVersion, CorpusVersion, list[Document], list[Document]]:
+    """Version 1 (40 docs) and version 2: d00 deleted, d01 changed, d40 added."""
+    store, v1, old = new_corpus(tmp_path)
+    changes = write_jsonl(
+        tmp_path / "changes.jsonl",
+        [
+            {"op": "delete", "_id": "d00", "ts": "2026-12-01T09:00:00Z"},
+            {"_id": "d01", "title": "kw1", "text": "gamma gamma", "ts": "2026-12-01T09:01:00Z"},
+            {"_id": "d40", "title": "kw0", "text": "beta", "ts": "2026-12-01T09:02:00Z"},
+        ],
+    )
+    v2 = store.update("faq", read_changes(changes), source=str(changes))
+    return store, v1, v2, old, store.documents(v2)
+
+
+def test_sync_encodes_only_what_changed_and_swaps_in_the_new_corpus_version(tmp_path: Path) -> None:
+    """Two new or changed texts encoded, one deleted; the manifest moves to v2 with the lag it closed."""
+    from indexing.sync import sync_index
+
+    store, v1, v2, old, new = updated_corpus(tmp_path)
+    root = tmp_path / "indexes"
+    manifest = build(root, store, v1, old).manifest
+    encoder = KeywordEncoder(KEYWORDS)
+    synced, result = sync_index(
+        root, manifest, MODEL, encoder, v2, store.versions("faq"), old, new, recheck=lambda: store.documents(v2)
+    )
+    assert (result.upserts, result.deletes, result.rows) == (2, 1, N_DOCS)
+    assert (synced.corpus_version, synced.corpus_digest, synced.rows, synced.state) == (
+        2,
+        v2.digest,
+        N_DOCS,
+        "verified",
+    )
+    assert result.lag_before_s > 0 and synced.syncs[-1]["to_version"] == 2
+    assert synced.table_version is not None and synced.table_version > manifest.table_version
+    stored = vectors_by_id(root, synced.index_id)
+    assert sorted(stored) == sorted(d.id for d in new)
+    assert np.array_equal(stored["d01"], encoder.encode(["kw1 gamma gamma"])[0])
+    hits = Searcher(root, synced, MODEL, encoder).search(["kw0 beta"], k=1)[0].hits
+    assert hits[0].id == "d40"  # d00 (kw0 too) is gone
+
+
+def test_a_failed_sync_leaves_the_verified_index_serving(tmp_path: Path) -> None:
+    """A sync that dies after deleting rows (here: the corpus changed under it) is undone: the table's head
+    is the verified version again and the manifest, files and answers are as before."""
+    from indexing.sync import sync_index
+
+    store, v1, v2, old, new = updated_corpus(tmp_path)
+    root = tmp_path / "indexes"
+    manifest = build(root, store, v1, old).manifest
+
+    def changed() -> None:
+        raise CorpusError("version 2 of corpus 'faq' changed on disk")
+
+    with pytest.raises(VectorIndexError, match="the corpus changed during the sync"):
+        sync_index(
+            root, manifest, MODEL, KeywordEncoder(KEYWORDS), v2, store.versions("faq"), old, new, recheck=changed
+        )
+    assert read_manifest(root, manifest.index_id) == manifest
+    head = lance.open_table(root, manifest.index_id)
+    assert sorted(lance.id_chunks(head)[0]) == sorted(d.id for d in old)
+    searcher = Searcher(root, manifest, MODEL, KeywordEncoder(KEYWORDS))  # files as verified, still
+    assert searcher.search(["kw0 alpha"], k=1)[0].hits[0].id == "d00"
+
+
+def test_gc_keeps_recent_aliased_and_unjudged_versions() -> None:
+    """Production went 1 -> 2 -> 3 -> 4 -> 3 (a rollback); previous is 2; 6 is a candidate being built."""
+    from indexing.inventory import removable_versions
+
+    moves = ["1", "2", "3", "4", "3"]
+    indexed = {"1", "2", "3", "4", "5", "6"}
+    # keep 1: 3 (latest production); aliases 3 and 2; 5 and 6 never served but are newer than 4: kept.
+    assert removable_versions(indexed, moves, {"3", "2"}, keep=1) == {"1", "4"}
+    assert removable_versions(indexed, moves, {"3", "2"}, keep=2) == {"1"}  # 3, 4
+    assert removable_versions(indexed, moves, {"3"}, keep=3) == {"1"}  # 3, 4, 2
+    assert removable_versions({"1"}, [], set(), keep=1) == set()  # nothing ever served: nothing judged
