@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -107,43 +108,55 @@ def build_in(
 
 
 def record_manifest(manifest: IndexManifest, artifact_root: str | None) -> str:
-    """The manifest as an MLflow run in the ``indexes`` experiment, and tags on its model version."""
-    import mlflow
+    """The manifest as an MLflow run in the ``indexes`` experiment, and tags on its model version.
+
+    A run of its own, made through the client: under ``mlflow run`` (whose run ``start_run`` would
+    adopt) the index record still lands in ``indexes``, and the job's own parameters stay its own."""
+    from mlflow.entities import Metric, Param
 
     from embedops.core.runs import ensure_experiment
 
+    client = store.client()
     experiment = ensure_experiment(EXPERIMENT, artifact_root)
     model = manifest.model
-    with mlflow.start_run(experiment_id=experiment, run_name=manifest.index_id) as run:
-        mlflow.log_params(
-            {
-                "index_id": manifest.index_id,
-                "model": model.name,
-                "version": model.version,
-                "weights_digest": model.weights_digest,
-                "tokenizer_sha256": model.tokenizer_sha256,
-                "dimension": model.dimension,
-                "normalize": model.normalize,
-                "similarity": model.similarity,
-                "corpus": manifest.corpus,
-                "corpus_version": manifest.corpus_version,
-                "corpus_digest": manifest.corpus_digest,
-                "chunk_size": manifest.chunk_size,
-                "precision": manifest.precision,
-                "ann": json.dumps(manifest.ann) if manifest.ann else "exact",
-            }
+    run = client.create_run(experiment, run_name=manifest.index_id)
+    run_id: str = run.info.run_id
+    params = {
+        "index_id": manifest.index_id,
+        "model": model.name,
+        "version": model.version,
+        "weights_digest": model.weights_digest,
+        "tokenizer_sha256": model.tokenizer_sha256,
+        "dimension": model.dimension,
+        "normalize": model.normalize,
+        "similarity": model.similarity,
+        "corpus": manifest.corpus,
+        "corpus_version": manifest.corpus_version,
+        "corpus_digest": manifest.corpus_digest,
+        "chunk_size": manifest.chunk_size,
+        "precision": manifest.precision,
+        "ann": json.dumps(manifest.ann) if manifest.ann else "exact",
+    }
+    metrics = {"rows": manifest.rows, "build_seconds": manifest.build_seconds, "attempts": manifest.attempts}
+    if manifest.docs_per_s is not None:
+        metrics["docs_per_s"] = manifest.docs_per_s
+    if manifest.ann_recall_at_10 is not None:
+        metrics["ann_recall_at_10"] = manifest.ann_recall_at_10
+    try:
+        stamp = int(time.time() * 1000)
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), stamp, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in params.items()],
         )
-        metrics = {"rows": manifest.rows, "build_seconds": manifest.build_seconds, "attempts": manifest.attempts}
-        if manifest.docs_per_s is not None:
-            metrics["docs_per_s"] = manifest.docs_per_s
-        if manifest.ann_recall_at_10 is not None:
-            metrics["ann_recall_at_10"] = manifest.ann_recall_at_10
-        mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "index_manifest.json"
             path.write_text(json.dumps(manifest.to_dict(), indent=1))
-            mlflow.log_artifact(str(path))
-        run_id: str = run.info.run_id
+            client.log_artifact(run_id, str(path))
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
     prefix = f"index.{manifest.corpus}"
     store.tag_version(
         model.name,

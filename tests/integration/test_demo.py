@@ -16,7 +16,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 NAME = "helpcenter-embedder"
 
 
-def test_the_demo_runs_the_whole_lifecycle_and_points_a_newcomer_at_its_store(tmp_path: Path) -> None:
+def test_the_demo_runs_the_whole_lifecycle_and_points_a_newcomer_at_its_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A newcomer's session: the demo as `make demo` prints it, then the line it ends with, then the
     commands it suggests, in a shell that knows nothing else."""
     home = tmp_path / "demo-home"
@@ -99,3 +101,63 @@ def test_the_demo_runs_the_whole_lifecycle_and_points_a_newcomer_at_its_store(tm
         ("promote", "4", None, "success"),
         ("rollback", "4", "2", "success"),
     ]
+
+    # Search: production answers from its own index, as the gate measured; another version's index would not.
+    refused = run_embedops(
+        "promote",
+        NAME,
+        "--version",
+        "3",
+        "--skip-gate",
+        "--reason",
+        "no index",
+        env=newcomer | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        cwd=elsewhere,
+    )
+    assert refused.returncode == 1 and "no index of corpus 'helpcenter'" in refused.stderr
+    monkeypatch.setenv("EMBEDOPS_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    served, mixed = served_and_mixed_ndcg()
+    monkeypatch.undo()
+    if os.environ.get("EMBEDOPS_HOME"):
+        from embedops.core.settings import configure
+
+        configure()  # back to the session's store for the tests after this one
+    assert served == pytest.approx(ndcg["2"]["candidate_ndcg_at_10"], abs=1e-3)  # the gate's figure
+    assert mixed < served - 0.03  # v2's queries against v1's vectors: what a promotion without its index serves
+
+
+def served_and_mixed_ndcg() -> tuple[float, float]:
+    """nDCG@10 on the help center's test queries: v2 through its own index (what production serves) and
+    v2's query vectors searched in v1's index (what moving the model without its index would serve)."""
+    import numpy as np
+
+    from embedops.core.errors import VectorIndexError
+    from embedops.core.settings import configure
+    from evaluation.golden import load_golden_set
+    from evaluation.metrics import ndcg_at_k
+    from indexing import lance
+    from indexing.search import Searcher, find
+    from registry.indexes import identity, roots_of, searcher_for
+    from registry.store import get_version
+    from registry.verified import load_version
+    from tests.conftest import HELPCENTER
+
+    settings = configure(create=False)
+    golden = load_golden_set(HELPCENTER, "test")
+    qrels = [golden.qrels[q] for q in golden.query_ids]
+    searcher = searcher_for(settings, NAME, "2", "helpcenter")
+    served = [[h.id for h in a.hits] for a in searcher.search(golden.query_texts, k=10)]
+
+    v1 = get_version(NAME, "1")
+    v1_index = find(settings.index_root, identity(v1, load_version(v1)), "helpcenter")
+    with pytest.raises(VectorIndexError, match="was built by helpcenter-embedder v1"):
+        Searcher(roots_of(settings).indexes, v1_index, searcher.model, searcher.encoder)
+    table = lance.open_table(settings.index_root, v1_index.index_id, v1_index.table_version)
+    vectors = searcher.encoder.encode(golden.query_texts, convert_to_numpy=True)
+    mixed = [[i for i, _ in lance.search(table, v, similarity="cosine", k=10, exact=True)] for v in vectors]
+
+    def mean(rankings: list[list[str]]) -> float:
+        return float(np.mean([ndcg_at_k(r, q, 10) for r, q in zip(rankings, qrels, strict=True)]))
+
+    return mean(served), mean(mixed)
