@@ -75,7 +75,7 @@ def find(root: Path, model: ModelIdentity, corpus: str) -> IndexManifest:
 
 def open_verified(root: Path, manifest: IndexManifest) -> Any:
     """The table at its verified version, after its files pass their recorded sha256."""
-    problems = file_problems(manifest.files, lance.checksums(root, manifest.index_id))
+    problems = file_problems(manifest.files, lance.checksums(root, manifest.index_id), lance.MUTABLE)
     if problems:
         raise VectorIndexError(
             f"index {manifest.index_id} is not as verified: {'; '.join(problems[:3])}; rebuild it "

@@ -39,7 +39,7 @@ def index_findings(roots: IndexRoots, name: str) -> list[tuple[Finding, Callable
             )
             found.append((finding, rebuild(roots, m, fresh=m.state == "failed")))
             continue
-        problems = file_problems(m.files, lance.checksums(roots.indexes, m.index_id))
+        problems = file_problems(m.files, lance.checksums(roots.indexes, m.index_id), lance.MUTABLE)
         if problems:
             detail = f"index {m.index_id} is not as verified: {'; '.join(problems[:3])}; --fix rebuilds it"
             found.append((Finding("tampered_index", subject, detail, True), rebuild(roots, m, fresh=True)))
