@@ -98,7 +98,7 @@ PINNED: dict[str, tuple[str, str, set[str]]] = {
             "encoded", "kept_chunks", "already", "run_id", "index_id", "model", "corpus", "corpus_version",
             "corpus_digest", "rows", "state", "chunk_size", "chunks", "chunks_done", "precision", "started",
             "build_seconds", "attempts", "resumed_chunks", "docs_per_s", "ann", "ann_recall_at_10", "table_version",
-            "files", "verified_at", "error",
+            "files", "verified_at", "error", "syncs",
         },
     ),
     "index_status": ("indexing.inventory", "IndexInventory", {"root", "indexes"}),
