@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed
 .PHONY: install demo test lint bench audit clean
 
 # torch goes in first and pinned: the project's range is then already satisfied and pip
-# never reaches for a multi-GB CUDA build.
+# never reaches for a multi-GB CUDA build. The ray extra is in so the tests build indexes on Ray too.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

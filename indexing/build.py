@@ -4,6 +4,10 @@ Each chunk is encoded and appended in one LanceDB commit, and the manifest recor
 it. A build killed at any moment leaves whole chunks only; run again, it keeps them and encodes the
 rest (the chunks are the same every time: see ``checks.chunk_plan``). Until verification passes the
 manifest says ``building`` and nothing searches the index.
+
+Who encodes a chunk is an engine's business: in this process (``LocalEngine``, the default) or on a
+Ray cluster (``indexing.ray_engine``), in any order. Committing, the manifest and verification stay
+here, so every engine makes the same index.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -37,6 +41,13 @@ RECALL_SAMPLE = 100  # corpus vectors used as queries to measure ANN recall@10 a
 
 class Encoder(Protocol):
     def encode(self, sentences: list[str], **kwargs: Any) -> Any: ...
+
+
+@runtime_checkable
+class ChunkEngine(Protocol):
+    """Encodes numbered chunks of texts and yields each chunk's vectors as it finishes, in any order."""
+
+    def encode_chunks(self, chunks: Sequence[tuple[int, list[str]]]) -> Iterator[tuple[int, np.ndarray]]: ...
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,19 @@ def encode_texts(encoder: Encoder, texts: list[str], *, batch_size: int, precisi
     with autocast(effective_precision(precision)):
         vectors = encoder.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
     return np.asarray(vectors, dtype=np.float32)
+
+
+@dataclass
+class LocalEngine:
+    """Encodes in this process, chunk after chunk."""
+
+    encoder: Encoder
+    batch_size: int = 32
+    precision: str = "fp32"
+
+    def encode_chunks(self, chunks: Sequence[tuple[int, list[str]]]) -> Iterator[tuple[int, np.ndarray]]:
+        for n, texts in chunks:
+            yield n, encode_texts(self.encoder, texts, batch_size=self.batch_size, precision=self.precision)
 
 
 def start_or_resume(
@@ -114,7 +138,7 @@ def start_or_resume(
 def build_index(
     root: Path,
     model: ModelIdentity,
-    encoder: Encoder,
+    encoder: Encoder | ChunkEngine,
     corpus: CorpusVersion,
     documents: Sequence[Document],
     *,
@@ -124,6 +148,7 @@ def build_index(
 ) -> BuildResult:
     """Encode ``documents`` (corpus version ``corpus``) with ``encoder`` into a verified index.
 
+    ``encoder`` is a sentence-transformers model (encoded here) or a ``ChunkEngine``.
     ``recheck`` reads the corpus version again and raises if it changed: called before verifying, so
     an index never claims a version whose documents changed under the build. ``after_chunk`` is
     called with each committed chunk's number (tests kill or tamper there)."""
@@ -152,24 +177,30 @@ def build_index(
         f"encoding {remaining:,} documents of {corpus.name} v{corpus.version}", count=remaining, unit="docs"
     ):
         bar = docs_bar(remaining, manifest.index_id)
-        for n in todo:
-            start = time.perf_counter()
+        engine = (
+            encoder
+            if isinstance(encoder, ChunkEngine)
+            else LocalEngine(encoder, batch_size=options.batch_size, precision=options.precision)
+        )
+        start = time.perf_counter()
+        for n, vectors in engine.encode_chunks([(n, [d.text for d in plan[n]]) for n in todo]):
             part = plan[n]
-            vectors = encode_texts(
-                encoder, [d.text for d in part], batch_size=options.batch_size, precision=options.precision
-            )
+            if vectors.shape[0] != len(part):
+                raise fail(root, manifest, f"chunk {n} came back with {vectors.shape[0]} vectors for {len(part)} texts")
             bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
             if len(bad):  # the store would refuse them anyway; say which document and stop for good
                 raise fail(root, manifest, f"the model gave a NaN or infinite vector for id {part[int(bad[0])].id}")
             lance.add(table, [d.id for d in part], n, vectors)
             encoded += len(part)
+            # build time is wall time between commits: the same measure for an engine encoding in parallel
+            finished = time.perf_counter()
             manifest = write_manifest(
                 root,
                 manifest.evolve(
-                    chunks_done=manifest.chunks_done + 1,
-                    build_seconds=manifest.build_seconds + time.perf_counter() - start,
+                    chunks_done=manifest.chunks_done + 1, build_seconds=manifest.build_seconds + finished - start
                 ),
             )
+            start = finished
             bar.update(len(part))
             if after_chunk is not None:
                 after_chunk(n)
@@ -214,7 +245,7 @@ def verify(
             ann = lance.build_ann(
                 table, similarity=manifest.model.similarity, rows=len(ids), params=options.ann_params or {}
             )
-            recall = measure_recall(table, vectors, manifest.model.similarity, options.recall_sample)
+            recall = measure_recall(table, vectors, manifest.model.similarity, ann, options.recall_sample)
             progress.say(f"  ANN recall@10 vs exact search on {options.recall_sample} queries: {recall:.3f}")
         seconds = manifest.build_seconds
         verified = manifest.evolve(
@@ -230,11 +261,11 @@ def verify(
         return write_manifest(root, verified)
 
 
-def measure_recall(table: Any, vectors: np.ndarray, similarity: str, sample: int) -> float:
+def measure_recall(table: Any, vectors: np.ndarray, similarity: str, ann: dict[str, Any], sample: int) -> float:
     rng = random.Random(0)
     picks = rng.sample(range(len(vectors)), min(sample, len(vectors)))
     approximate, exact = [], []
     for i in picks:
-        approximate.append([h[0] for h in lance.search(table, vectors[i], similarity=similarity, k=10, exact=False)])
-        exact.append([h[0] for h in lance.search(table, vectors[i], similarity=similarity, k=10, exact=True)])
+        approximate.append([h[0] for h in lance.search(table, vectors[i], similarity=similarity, k=10, ann=ann)])
+        exact.append([h[0] for h in lance.search(table, vectors[i], similarity=similarity, k=10, ann=None)])
     return recall_at_k(approximate, exact, 10)

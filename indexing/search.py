@@ -102,9 +102,7 @@ class Searcher:
         answers = []
         for query, vector in zip(queries, vectors, strict=True):
             start = time.perf_counter()
-            found = lance.search(
-                self.table, vector, similarity=self.model.similarity, k=k, exact=self.manifest.ann is None
-            )
+            found = lance.search(self.table, vector, similarity=self.model.similarity, k=k, ann=self.manifest.ann)
             search_ms = (time.perf_counter() - start) * 1000
             hits = [Hit(i, s) for i, s in found]
             answers.append(Answer(query, hits, self.model.version, self.manifest.index_id, encode_ms, search_ms))

@@ -21,10 +21,11 @@ from embedops.core.errors import ConfigError, ModelError
 from embedops.core.progress import phase
 from embedops.core.settings import Settings
 from evaluation.job import LoadedModel
-from indexing.build import BuildOptions, BuildResult, build_index
+from indexing.build import BuildOptions, BuildResult, ChunkEngine, Encoder, build_index
 from indexing.corpus_store import CorpusStore
 from indexing.inventory import removable_versions
 from indexing.manifest import IndexManifest, ModelIdentity, all_manifests, drop, index_id, read_manifest
+from indexing.ray_engine import RayEngine, RayOptions
 from indexing.search import Answer, Searcher, find
 from registry import store
 from registry.index_moves import IndexRoots, bring_up_to_date
@@ -81,9 +82,15 @@ def build_in(
     corpus_version: int | None = None,
     options: BuildOptions | None = None,
     rebuild: bool = False,
+    ray: RayOptions | None = None,
     after_chunk: Callable[[int], None] | None = None,
+    engine_seen: Callable[[ChunkEngine], None] | None = None,
 ) -> IndexBuild:
-    """Build (or resume) version ``which``'s index of ``corpus``, and record it once verified."""
+    """Build (or resume) version ``which``'s index of ``corpus``, and record it once verified.
+
+    With ``ray``, a Ray cluster encodes (each actor loads the version itself, verified the same way);
+    committing and verifying stay in this process, so the index is the one a local build makes.
+    ``engine_seen`` is handed the engine before the build starts (tests reach its workers)."""
     corpora = CorpusStore(roots.corpora)
     version = corpora.get(corpus, corpus_version)  # before the model loads: a wrong name costs a second
     documents = corpora.documents(version)
@@ -93,18 +100,56 @@ def build_in(
     model = identity(info, loaded)
     if rebuild:
         drop(roots.indexes, index_id(model.name, model.version, corpus))
+    options = options or BuildOptions()
+    encoder: Encoder | ChunkEngine = loaded.model
+    if ray is not None:
+        encoder = RayEngine(
+            load=partial(worker_loader, info),
+            digest=model.weights_digest,
+            dimension=model.dimension,
+            env=worker_env(),
+            options=ray,
+            batch_size=options.batch_size,
+            precision=options.precision,
+        )
+        if engine_seen is not None:
+            engine_seen(encoder)
     result = build_index(
         roots.indexes,
         model,
-        loaded.model,
+        encoder,
         version,
         documents,
         recheck=partial(corpora.documents, version),
-        options=options or BuildOptions(),
+        options=options,
         after_chunk=after_chunk,
     )
     run_id = None if result.already else record_manifest(result.manifest, roots.artifact_root)
     return IndexBuild(result, run_id)
+
+
+# what a Ray worker needs to find the same stores and stay offline: the tracking server and its
+# credentials, embedops' own settings, the hub switches
+WORKER_ENV_PREFIXES = ("EMBEDOPS_", "MLFLOW_", "AWS_", "AZURE_", "GOOGLE_", "HF_", "TRANSFORMERS_")
+
+
+def worker_env() -> dict[str, str]:
+    import os
+
+    from embedops.core.settings import load_settings
+
+    env = {k: v for k, v in os.environ.items() if k.startswith(WORKER_ENV_PREFIXES)}
+    env["EMBEDOPS_HOME"] = str(load_settings().home)  # absolute: a worker's directory is not ours
+    return env
+
+
+def worker_loader(info: VersionInfo) -> tuple[Any, str]:
+    """Runs on each Ray actor: the settings from its environment, then the one verified loader."""
+    from embedops.core.settings import configure
+
+    configure(create=False)
+    loaded = load_version(info)
+    return loaded.model, loaded.digest
 
 
 def record_manifest(manifest: IndexManifest, artifact_root: str | None) -> str:

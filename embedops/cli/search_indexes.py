@@ -10,6 +10,8 @@ import typer
 from embedops.cli.common import PRECISION_CHOICES, DebugOpt, JsonOpt, app, choice_opt, opt, run_job
 from embedops.core.settings import Settings
 
+ENGINES = ("local", "ray")
+
 if TYPE_CHECKING:
     from indexing.corpus_store import CorpusListing, CorpusVersion
     from indexing.inventory import IndexInventory
@@ -116,6 +118,19 @@ def index_build(
     chunk_size: Annotated[int, opt("Documents per committed chunk (a kill loses at most one).", "--chunk-size")] = 256,
     batch_size: Annotated[int, opt("Encoding batch size.", "--batch-size")] = 32,
     rebuild: Annotated[bool, opt("Start over, discarding this version's index of the corpus.", "--rebuild")] = False,
+    engine: Annotated[
+        str, choice_opt("Who encodes: this process, or a Ray cluster (needs the ray extra)", ENGINES)
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        opt(
+            "Ray cluster to join: auto (the running one) or ray://HOST:PORT; default: start a local one.",
+            "--ray-address",
+        ),
+    ] = None,
+    actors: Annotated[int | None, opt("Ray actors, one model each (default: as many as fit).", "--actors")] = None,
+    actor_cpus: Annotated[float, opt("CPUs per Ray actor.", "--actor-cpus")] = 1.0,
+    actor_gpus: Annotated[float, opt("GPUs per Ray actor.", "--actor-gpus")] = 0.0,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -124,6 +139,11 @@ def index_build(
 
     if chunk_size < 1 or batch_size < 1:
         raise typer.BadParameter("--chunk-size and --batch-size must be at least 1")
+    ray_set = ray_address is not None or actors is not None or actor_cpus != 1.0 or actor_gpus != 0.0
+    if engine == "local" and ray_set:
+        raise typer.BadParameter("--ray-address, --actors, --actor-cpus and --actor-gpus need --engine ray")
+    if (actors is not None and actors < 1) or actor_cpus < 0 or actor_gpus < 0 or actor_cpus + actor_gpus == 0:
+        raise typer.BadParameter("--actors must be at least 1, and an actor needs some CPUs or GPUs")
 
     def job(settings: Settings) -> IndexBuild:
         from indexing.build import BuildOptions
@@ -131,9 +151,23 @@ def index_build(
 
         if corpus_version is not None and corpus_version < 1:
             raise ConfigError("--corpus-version starts at 1")
+        from indexing.ray_engine import RayOptions
+
         options = BuildOptions(chunk_size=chunk_size, batch_size=batch_size, precision=precision)
+        ray = (
+            RayOptions(address=ray_address, actors=actors, actor_cpus=actor_cpus, actor_gpus=actor_gpus)
+            if engine == "ray"
+            else None
+        )
         return build_in(
-            roots_of(settings), model, version, corpus, corpus_version=corpus_version, options=options, rebuild=rebuild
+            roots_of(settings),
+            model,
+            version,
+            corpus,
+            corpus_version=corpus_version,
+            options=options,
+            rebuild=rebuild,
+            ray=ray,
         )
 
     def render(result: IndexBuild, settings: Settings) -> None:

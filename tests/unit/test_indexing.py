@@ -557,6 +557,28 @@ def test_search_finds_each_document_by_its_own_text_best_first(built: tuple[Path
         assert scores == sorted(scores, reverse=True) and scores[1] < scores[0]
 
 
+def test_above_the_threshold_an_ann_index_is_verified_and_searched_with_its_recorded_settings(tmp_path: Path) -> None:
+    """With the ANN threshold at 0 the 40 rows get an IVF_HNSW_SQ index: one partition, its query settings
+    (every partition probed, ef 64) in the manifest, recall@10 vs exact measured with them (40 rows: all
+    found), and the Searcher answers through it with each document's own text first."""
+    store, version, documents = new_corpus(tmp_path)
+    root = tmp_path / "indexes"
+    options = dataclasses.replace(OPTIONS, ann_threshold=0, recall_sample=10)
+    encoder = KeywordEncoder(KEYWORDS)
+    m = build_index(root, MODEL, encoder, version, documents, recheck=lambda: store.documents(version), options=options)
+    m = m.manifest
+    assert m.state == "verified" and m.ann is not None
+    assert (m.ann["type"], m.ann["num_partitions"], m.ann["nprobes"], m.ann["ef"]) == (
+        "IVF_HNSW_SQ",
+        1,
+        1,
+        lance.ANN_EF,
+    )
+    assert m.ann_recall_at_10 == 1.0
+    answers = Searcher(root, m, MODEL, KeywordEncoder(KEYWORDS)).search([d.text for d in documents[::5]], k=3)
+    assert [a.hits[0].id for a in answers] == [d.id for d in documents[::5]]
+
+
 def test_search_score_is_the_cosine_similarity(built: tuple[Path, list[Document]]) -> None:
     """Query 'kw3 alpha' against d03 ('kw3 delta filler filler filler'): kw3 shared of 2 and 2 keywords: 1/2."""
     root, _ = built
@@ -725,3 +747,39 @@ def test_gc_keeps_recent_aliased_and_unjudged_versions() -> None:
     assert removable_versions(indexed, moves, {"3", "2"}, keep=2) == {"1"}  # 3, 4
     assert removable_versions(indexed, moves, {"3"}, keep=3) == {"1"}  # 3, 4, 2
     assert removable_versions({"1"}, [], set(), keep=1) == set()  # nothing ever served: nothing judged
+
+
+# ---------------------------------------------------------------- the Ray engine's pieces that need no cluster
+
+
+def test_a_ray_actor_refuses_weights_other_than_the_build_s() -> None:
+    """An actor whose loader returns another weights digest raises before encoding anything; one with
+    the build's digest encodes a chunk into the bytes the driver reshapes."""
+    from indexing.ray_engine import ChunkActor
+
+    encoder = KeywordEncoder(KEYWORDS)
+    with pytest.raises(VectorIndexError, match="loaded weights cccccccccccc, not the aaaaaaaaaaaa this build"):
+        ChunkActor(lambda: (encoder, "c" * 64), MODEL.weights_digest, 32, "fp32")
+    actor = ChunkActor(lambda: (encoder, MODEL.weights_digest), MODEL.weights_digest, 32, "fp32")
+    texts = ["kw1 alpha", "kw2 beta filler"]
+    out = actor({"chunk": np.array([7]), "texts": np.array([np.array(texts, dtype=object)], dtype=object)})
+    assert (out["chunk"].tolist(), out["rows"].tolist()) == ([7], [2])
+    back = np.frombuffer(out["vectors"][0], dtype=np.float32).reshape(2, len(KEYWORDS))
+    assert np.array_equal(back, encoder.encode(texts))
+
+
+def test_the_embedops_error_under_ray_s_wrappers_is_the_one_raised() -> None:
+    """Ray wraps a worker's exception (``cause``, ``__cause__``); the build reports the embedops error inside."""
+    from indexing.ray_engine import embedops_cause
+
+    inner = VectorIndexError("a Ray worker loaded weights x")
+
+    class RayTaskError(Exception):
+        def __init__(self, cause: BaseException) -> None:
+            super().__init__("ray wrapper")
+            self.cause = cause
+
+    wrapped = RuntimeError("streaming executor failed")
+    wrapped.__cause__ = RayTaskError(inner)
+    assert embedops_cause(wrapped) is inner
+    assert embedops_cause(RuntimeError("plain")) is None
