@@ -64,6 +64,7 @@ def read_window(
     size: int | None = None,
     seed: int = 0,
     min_texts: int = MIN_WINDOW_TEXTS,
+    purpose: str = "a drift score",
 ) -> Window:
     """Texts whose ``ts`` falls in [start, end) (with a range every line needs a ``ts``; without one,
     ``ts`` is optional), sampled without replacement to ``size`` with a fixed seed so a replay gives
@@ -111,7 +112,7 @@ def read_window(
         texts = random.Random(seed).sample(texts, size)
     if len(texts) < min_texts:
         raise DataError(
-            f"the window has {len(texts)} texts, fewer than the {min_texts} a drift score needs: "
+            f"the window has {len(texts)} texts, fewer than the {min_texts} {purpose} needs: "
             "widen the time range or add traffic (and keep the sample size at least that)",
             path=str(root),
         )

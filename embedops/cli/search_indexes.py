@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from embedops.cli.common import PRECISION_CHOICES, DebugOpt, JsonOpt, app, choice_opt, opt, run_job
+from embedops.cli.common import PRECISION_CHOICES, DebugOpt, JsonOpt, app, choice_opt, opt, parse_time, run_job
 from embedops.core.settings import Settings
 
 ENGINES = ("local", "ray")
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from indexing.corpus_store import CorpusListing, CorpusVersion
     from indexing.inventory import IndexInventory
     from registry.indexes import GcReport, IndexBuild, SearchResult, SyncReport
+    from registry.shadow import ShadowResult
 
 corpus_app = typer.Typer(no_args_is_help=True, help="Named, versioned document collections that indexes encode.")
 index_app = typer.Typer(no_args_is_help=True, help="Each model version's index of a corpus: build, resume, status.")
@@ -298,3 +299,56 @@ def search(
                 typer.echo(f"  {rank:2d}. {hit.id:24s} {hit.score:.4f}")
 
     run_job(job, render, as_json=as_json, debug=debug, reads_only=True)
+
+
+@app.command(rich_help_panel="Release managers")
+def shadow(
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="Registered model name.")],
+    traffic: Annotated[Path, opt('Live queries: a JSONL file or a folder of them ({"text", "ts"} per line).')],
+    corpus: Annotated[str, opt("The corpus both versions search, each with its own index.", "--corpus")],
+    candidate: Annotated[str, opt("The version to compare with production: a number or an alias.")] = "candidate",
+    start: Annotated[str | None, opt("Window start (ISO time, inclusive).")] = None,
+    end: Annotated[str | None, opt("Window end (ISO time, exclusive).")] = None,
+    sample: Annotated[int, opt("Queries drawn from the window (seeded).")] = 2000,
+    k: Annotated[int, opt("Answers compared per query.", "-k", "--top-k")] = 10,
+    seed: Annotated[int, opt("Seed of the sample and the bootstrap.")] = 0,
+    report_dir: Annotated[Path, opt("Where the HTML report is written.", "--report-dir")] = Path("reports"),
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """What the candidate would change for live queries: both versions answer a sample of them, side by side."""
+    if sample < 1 or k < 1:
+        raise typer.BadParameter("--sample and -k must be at least 1")
+
+    def job(settings: Settings) -> ShadowResult:
+        from monitoring.windows import read_window
+        from registry.shadow import MIN_QUERIES, Traffic, run_shadow
+
+        window = read_window(
+            traffic,
+            start=parse_time(start, "--start"),
+            end=parse_time(end, "--end"),
+            size=sample,
+            seed=seed,
+            min_texts=MIN_QUERIES,
+            purpose="a shadow comparison",
+        )
+        span = window.span
+        live = Traffic(window.texts, window.source, window.digest, window.total, span[0], span[1])
+        return run_shadow(settings, model, candidate, corpus, live, k=k, report_dir=report_dir, seed=seed)
+
+    def render(result: ShadowResult, settings: Settings) -> None:
+        from registry.shadow_report import headline
+
+        s = result.summary
+        typer.echo(headline(result))
+        typer.echo(
+            f"overlap@{s.k} {s.overlap.mean:.3f} [{s.overlap.low:.3f}, {s.overlap.high:.3f}]  "
+            f"score shift {s.score_shift.mean:+.3f}  latency p99 production "
+            f"{s.latency_ms['production']['p99']:.1f} ms, candidate {s.latency_ms['candidate']['p99']:.1f} ms"
+        )
+        for row in result.changed[:5]:
+            typer.echo(f"  RBO {row.rbo:.2f}  {row.query[:70]}")
+        typer.echo(f"report: {result.report}  (MLflow run {result.run_id}, experiment shadow)")
+
+    run_job(job, render, as_json=as_json, debug=debug)

@@ -86,3 +86,45 @@ def test_farthest_texts_are_the_ones_no_reference_text_is_near() -> None:
     # "opposite" (cosine 0 to its nearest reference vector) once, then "between" (0.707), then "near".
     assert [text for text, _ in found] == ["opposite", "between", "near"]
     assert found[0][1] == 1.0 and abs(found[1][1] - (1 - np.sqrt(0.5))) < 1e-6
+
+
+def test_the_shadow_report_says_what_changes_and_shows_both_answers(tmp_path: Path) -> None:
+    """Hand-made answers to 4 queries: one unchanged, three with new documents; the page leads with
+    the sentence, holds the intervals, the histogram, and both top-5 lists with titles."""
+    from indexing.search import Answer, Hit
+    from indexing.shadow import compare, most_changed, summarize
+    from registry.shadow import ShadowResult
+    from registry.shadow_report import render_html as render_shadow
+
+    ten = [f"hc-{i:04d}" for i in range(10)]
+    titles = {i: f"Article {n} about payroll" for n, i in enumerate(ten)} | {
+        f"new-{i}": f"Fresh article {i}" for i in range(10)
+    }
+
+    def answer(query: str, ids: list[str], version: str) -> Answer:
+        return Answer(query, [Hit(i, 0.9 - 0.01 * n) for n, i in enumerate(ids)], version, f"idx-v{version}", 4.0, 1.0)
+
+    queries = ["how do I run payroll", "pause my card", "export invoices", "reset password"]
+    production = [answer(q, ten, "1") for q in queries]
+    candidate = [answer(queries[0], ten, "2")] + [
+        answer(q, [f"new-{j}" for j in range(n)] + ten[: 10 - n], "2")
+        for n, q in zip((2, 5, 9), queries[1:], strict=True)
+    ]
+    rows = compare(production, candidate, 10)
+    result = ShadowResult(
+        model="helpcenter-embedder", production="1", candidate="2", corpus="helpcenter", corpus_version=1,
+        production_index="helpcenter-embedder-v1-helpcenter", candidate_index="helpcenter-embedder-v2-helpcenter",
+        traffic={"source": "traffic/live", "digest": "d", "total": 2240, "sampled": 4,
+                 "start": "2026-11-16T00:00:00+00:00", "end": "2026-11-23T00:00:00+00:00"},
+        summary=summarize(rows, 10), changed=most_changed(rows, 10), seconds=1.0, run_id="r3", report=None, rows=rows,
+    )  # fmt: skip
+    page = tmp_path / "shadow.html"
+    page.write_text(render_shadow(result, titles, at="2026-12-03T10:00:00+00:00"), encoding="utf-8")
+    text = page.read_text()
+    assert "On 4 live queries, v2 would change the top result of 75% of them" in text
+    assert text.index("would change the top result") < text.index("Summary") < text.index("changed most")
+    shown = text[text.index("The queries whose answers changed most") :]
+    assert shown.index("export invoices") < shown.index("pause my card")  # lowest RBO first
+    assert "Fresh article 0 <small>(new-0)</small>" in shown and "Article 0 about payroll" in shown  # titles
+    colors = screenshot(page, tmp_path / "shadow.png", height=1400)
+    assert rgb("#c53030") in colors and rgb("#2b6cb0") in colors  # diverging and agreeing bars of the histogram
