@@ -33,6 +33,7 @@ CORPUS = "helpcenter"  # the articles production searches: every promotion and r
 MARKER = ".embedops-demo"
 LAUNCH = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)
 WEEK = dt.timedelta(days=7)
+SHADOW_SAMPLE = 500  # live queries each shadow comparison draws
 
 
 @dataclass
@@ -174,6 +175,8 @@ def run_demo(
     from registry.indexes import build_in, roots_of, search, searcher_for
     from registry.promotion import GateRejected, open_context, promote, rollback
     from registry.register import register_folder
+    from registry.shadow import MIN_QUERIES, ShadowResult, Traffic, run_shadow
+    from registry.shadow_report import headline
     from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, alias_version
     from training.config import load_config
     from training.job import run_training
@@ -285,7 +288,40 @@ def run_demo(
             artifact_root=settings.artifact_root,
             progress=progress,
         )
-        return gate(str(result.version), golden, "fine-tune on a shuffled pairs file")
+        step = gate(str(result.version), golden, "fine-tune on a shuffled pairs file")
+        # What it would have changed for live queries: its own index, then both versions answer them.
+        build_in(roots_of(settings), MODEL, str(result.version), CORPUS)
+        s = shadow_of(str(result.version), paths.traffic / "live", None).summary
+        step.detail += (
+            f"; shadow on {s.queries} live queries: RBO {s.rbo.mean:.2f} with production, "
+            f"top result changed for {s.top1_changed.mean:.0%}"
+        )
+        return step
+
+    def shadow_of(version: str, traffic: Path, start: dt.datetime | None) -> ShadowResult:
+        window = read_window(
+            traffic,
+            start=start,
+            end=start + WEEK if start else None,
+            size=SHADOW_SAMPLE,
+            seed=0,
+            min_texts=MIN_QUERIES,
+            purpose="a shadow comparison",
+        )
+        live = Traffic(window.texts, window.source, window.digest, window.total, *window.span)
+        return run_shadow(roots_of(settings), MODEL, version, CORPUS, live)
+
+    def shadow() -> Step:
+        result = shadow_of(CANDIDATE, paths.traffic / "live", LAUNCH)
+        s = result.summary
+        changes = "answers change" if s.top1_changed.mean > 0 else "answers unchanged"
+        return Step(
+            "",
+            "",
+            actual=f"shadow v{result.candidate} vs v{result.production}: {changes}",
+            detail=headline(result),
+            report=artifact_file(result.run_id, "shadow_report.html"),
+        )
 
     reference = read_window(paths.traffic / "reference.jsonl", size=drift_cfg.reference_size, seed=drift_cfg.seed)
 
@@ -345,6 +381,7 @@ def run_demo(
             "drift; trigger retrain; retrained v4 gate pass; production v2, previous v1, candidate v4",
             lambda: drift(LAUNCH),
         ),
+        ("release manager reads what v4 changes for live queries (shadow)", "shadow v4 vs v2: answers change", shadow),
         ("release manager promotes the candidate", "gate pass; production v4, previous v2", release),
         # previous goes on to v1, not back to v4: a rollback only goes back
         ("release manager rolls back", "production v2, previous v1; search answers as v2 did", back),

@@ -105,6 +105,15 @@ def retrain(
     mlflow.MlflowClient().set_tag(result.run_id, "retrain_trigger_run_id", drift_run_id or "manual")
 
     policy = load_policy(cfg.policy)
+    traffic = (trigger or {}).get("shadow_traffic")
+    if traffic is not None:  # a drift-triggered retrain: its gate compares answers on the drifted window
+        from dataclasses import replace
+
+        from registry.gate.policy import ShadowPolicy
+
+        if policy.shadow is None:
+            policy = policy.model_copy(update={"shadow": ShadowPolicy(traffic=traffic.source)})
+        ctx = replace(ctx, read_traffic=lambda shadow: traffic.sampled(shadow.sample))
     verdict: Literal["pass", "reject"]
     try:
         outcome = promote(
@@ -242,3 +251,18 @@ def default_reference(name: str, *, size: int, seed: int) -> Any:
         total=len(data),
         dropped_empty=0,
     )
+
+
+def traffic_reader(seed: int = 0) -> Callable[[Any], Any]:
+    """Reads the live queries a gate policy's ``shadow:`` block names (for ``Context.read_traffic``)."""
+
+    def read(shadow: Any) -> Any:
+        from monitoring.windows import read_window
+        from registry.shadow import MIN_QUERIES, Traffic
+
+        window = read_window(
+            shadow.traffic, size=shadow.sample, seed=seed, min_texts=MIN_QUERIES, purpose="a shadow comparison"
+        )
+        return Traffic(window.texts, window.source, window.digest, window.total, *window.span)
+
+    return read

@@ -8,6 +8,7 @@ shift of the top score; then means with bootstrap intervals and each side's late
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ class QueryComparison:
     rbo: float
     top1_changed: bool
     score_shift: float  # candidate's top score minus production's (each in its own model's space)
-    production_ms: float  # encode + search, per query
+    production_ms: float  # encode + search per query (answered in a batch: the batch's average)
     candidate_ms: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,7 +53,7 @@ class ShadowSummary:
     rbo: Interval
     top1_changed: Interval  # the share of queries whose top result changed
     score_shift: Interval
-    latency_ms: dict[str, dict[str, float]]  # side -> p50, p99 (encode + search per query)
+    latency_ms: dict[str, dict[str, float]]  # side -> p50, p99 (ms, encode + search) and calls measured
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,8 +76,8 @@ class ShadowSummary:
             out[f"shadow_{name}_low"] = interval.low
             out[f"shadow_{name}_high"] = interval.high
         for side, stats in self.latency_ms.items():
-            for stat, value in stats.items():
-                out[f"shadow_{side}_{stat}_ms"] = value
+            out[f"shadow_{side}_p50_ms"] = stats["p50"]
+            out[f"shadow_{side}_p99_ms"] = stats["p99"]
         return out
 
 
@@ -103,12 +104,28 @@ def compare(production: Sequence[Answer], candidate: Sequence[Answer], k: int) -
     return rows
 
 
-def summarize(rows: Sequence[QueryComparison], k: int, *, seed: int = 0) -> ShadowSummary:
+def summarize(
+    rows: Sequence[QueryComparison],
+    k: int,
+    *,
+    seed: int = 0,
+    latency_samples: dict[str, list[float]] | None = None,
+) -> ShadowSummary:
+    """Means with bootstrap intervals; latency from ``latency_samples`` (side -> ms of single-query
+    calls) when given, else from the rows (which, answered in batches, carry per-query averages)."""
     if not rows:
         raise ValueError("no queries to summarize")
+    samples = latency_samples or {
+        "production": [r.production_ms for r in rows],
+        "candidate": [r.candidate_ms for r in rows],
+    }
 
     def latency(values: list[float]) -> dict[str, float]:
-        return {"p50": float(np.percentile(values, 50)), "p99": float(np.percentile(values, 99))}
+        return {
+            "p50": float(np.percentile(values, 50)),
+            "p99": float(np.percentile(values, 99)),
+            "calls": float(len(values)),
+        }
 
     return ShadowSummary(
         queries=len(rows),
@@ -117,13 +134,20 @@ def summarize(rows: Sequence[QueryComparison], k: int, *, seed: int = 0) -> Shad
         rbo=bootstrap_mean([r.rbo for r in rows], seed=seed),
         top1_changed=bootstrap_mean([float(r.top1_changed) for r in rows], seed=seed),
         score_shift=bootstrap_mean([r.score_shift for r in rows], seed=seed),
-        latency_ms={
-            "production": latency([r.production_ms for r in rows]),
-            "candidate": latency([r.candidate_ms for r in rows]),
-        },
+        latency_ms={side: latency(values) for side, values in samples.items()},
     )
 
 
 def most_changed(rows: Sequence[QueryComparison], n: int = 10) -> list[QueryComparison]:
-    """The queries whose answers changed most: lowest RBO first, then a changed top result."""
-    return sorted(rows, key=lambda r: (r.rbo, not r.top1_changed, r.query))[:n]
+    """The queries whose answers changed most: lowest RBO first, then a changed top result; a query
+    that differs from one already listed only in case and punctuation is listed once."""
+    shown: list[QueryComparison] = []
+    seen: set[str] = set()
+    for row in sorted(rows, key=lambda r: (r.rbo, not r.top1_changed, r.query)):
+        key = " ".join(re.findall(r"\w+", row.query.lower()))
+        if key not in seen:
+            seen.add(key)
+            shown.append(row)
+        if len(shown) == n:
+            break
+    return shown

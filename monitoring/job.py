@@ -230,8 +230,18 @@ def run_drift(
     if decision.action == "retrain" and retrain is not None:
         try:
             with phase(f"drift flagged: retraining {name} (train, register, gate)"):
+                from registry.shadow import Traffic
+
+                # the drifted window travels with the trigger: the retrain's gate runs the shadow comparison on it
+                shadow_traffic = Traffic(current.texts, current.source, current.digest, current.total, *current.span)
                 retrain_result = retrain(
-                    {"model": name, "version": version, "drift_run_id": drift_run_id, "window": current.source}
+                    {
+                        "model": name,
+                        "version": version,
+                        "drift_run_id": drift_run_id,
+                        "window": current.source,
+                        "shadow_traffic": shadow_traffic,
+                    }
                 )
         except Exception as exc:  # any failure of the retrain: the drift result still stands and is reported
             retrain_error = str(exc) if isinstance(exc, EmbedopsError) else f"{type(exc).__name__}: {exc}"

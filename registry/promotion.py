@@ -7,7 +7,7 @@ import json
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
@@ -18,10 +18,10 @@ from embedops.core.runs import ensure_experiment
 from embedops.core.settings import Settings
 from evaluation.golden import load_golden_set
 from registry import store
-from registry.gate.decision import GateDecision
-from registry.gate.policy import GatePolicy
+from registry.gate.decision import GateDecision, shadow_checks, with_checks
+from registry.gate.policy import GatePolicy, ShadowPolicy
 from registry.gate.report import DecisionRecord, render_html
-from registry.index_moves import IndexRoots, describe, ensure, ledger_detail
+from registry.index_moves import IndexRoots, describe, ensure, ledger_detail, needed_corpora
 from registry.ledger import Ledger, Move, format_ts, rollback_target
 from registry.moves import authorize, move_production, recorded, set_candidate
 from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, RegistryError
@@ -29,6 +29,7 @@ from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, RegistryError
 if TYPE_CHECKING:
     from indexing.manifest import IndexManifest
     from registry.gate.evidence import GateRun
+    from registry.shadow import ShadowResult, Traffic
 
 PROMOTIONS_EXPERIMENT = "promotions"
 
@@ -117,6 +118,9 @@ class Context:
     grant_lookup: Callable[[str], str | None] | None = None
     # Where indexes and corpora live: a move of production moves the version's indexes with it.
     index_roots: IndexRoots | None = None
+    # Reads the live queries a policy's `shadow:` block names (the traffic reader lives in monitoring/);
+    # without one, a gate cannot run the shadow comparison and says so.
+    read_traffic: Callable[[ShadowPolicy], Traffic] | None = None
 
     def may_move_production(self, name: str) -> None:
         grant = self.grant_lookup(name) if self.grant_lookup else None
@@ -274,6 +278,15 @@ def promote(
                 progress=progress,
             )
         decision = gate.decision
+        shadow_lines: tuple[str, ...] = ()
+        if policy.shadow is not None:
+            if build_index and moves_indexes:  # the candidate answers live queries with its own index
+                with recorded_refusal(ctx, **refusal):
+                    indexes = check_indexes(ctx, candidate, current, build=True)
+            shadow, why = gate_shadow(ctx, name, candidate.version, current, policy.shadow)
+            shadow_lines = lines_of(shadow) if shadow else (f"no shadow comparison: {why}",)
+            decision = with_checks(decision, shadow_checks(policy.shadow, shadow.summary if shadow else None, why))
+            gate = replace(gate, decision=decision)
         if decision.passed and moves_indexes:
             with recorded_refusal(ctx, **refusal):
                 indexes = check_indexes(ctx, candidate, current, build=build_index)
@@ -284,6 +297,7 @@ def promote(
                 reason,
                 "gate" if gate_only else "promote",
                 tuple(describe(m) for m in indexes),
+                shadow_lines,
             )
             decision_run_id = log_decision(gate, name, golden_dir, split, ctx.artifact_root, record)
         store.tag_version(
@@ -356,6 +370,30 @@ def promote(
     return MoveResult(
         name, candidate.version, current, True, candidate.version, decision_run_id, decision, indexes=described
     )
+
+
+def gate_shadow(
+    ctx: Context, name: str, candidate: str, current: str, policy: ShadowPolicy
+) -> tuple[ShadowResult | None, str]:
+    """The shadow comparison the policy asks for, or None and why it could not run."""
+    if ctx.index_roots is None or ctx.read_traffic is None:
+        return None, "this job has no traffic reader (run the gate through `embedops promote`)"
+    corpus = policy.corpus or next(iter(needed_corpora(ctx.index_roots, name, current)), None)
+    if corpus is None:
+        return None, "production serves no corpus, so there is nothing to search"
+    from embedops.core.errors import DataError, VectorIndexError
+    from registry.shadow import run_shadow
+
+    try:
+        return run_shadow(ctx.index_roots, name, candidate, corpus, ctx.read_traffic(policy)), ""
+    except (DataError, VectorIndexError) as exc:
+        return None, str(exc)
+
+
+def lines_of(result: ShadowResult) -> tuple[str, ...]:
+    from registry.shadow import lines
+
+    return lines(result)
 
 
 def check_indexes(ctx: Context, target: store.VersionInfo, current: str | None, *, build: bool) -> list[IndexManifest]:

@@ -19,15 +19,17 @@ from typing import Any
 
 from embedops.core.errors import DataError, VectorIndexError
 from embedops.core.progress import phase
-from embedops.core.settings import Settings
 from indexing.corpus_store import CorpusStore
-from indexing.search import Searcher
+from indexing.search import Searcher, find
 from indexing.shadow import QueryComparison, ShadowSummary, compare, most_changed, summarize
 from registry import store
-from registry.indexes import resolve, searcher_for
+from registry.index_moves import IndexRoots
+from registry.indexes import identity, resolve
+from registry.verified import load_version
 
 EXPERIMENT = "shadow"
 MIN_QUERIES = 10  # fewer cannot say anything about a distribution of overlaps
+LATENCY_QUERIES = 100  # queries also answered one at a time by each side, alternating, for p50/p99
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,17 @@ class Traffic:
     total: int  # queries in the window before sampling
     start: str | None = None
     end: str | None = None
+
+    def sampled(self, size: int, seed: int = 0) -> Traffic:
+        """At most ``size`` of the texts, drawn with a fixed seed (a replay compares the same queries)."""
+        import random
+
+        if len(self.texts) <= size:
+            return self
+        from dataclasses import replace
+
+        texts = random.Random(seed).sample(self.texts, size)
+        return replace(self, texts=texts)
 
 
 @dataclass(frozen=True)
@@ -93,8 +106,29 @@ def check_pair(production: Searcher, candidate: Searcher) -> None:
         )
 
 
+def searcher_in(roots: IndexRoots, name: str, version: str, corpus: str) -> Searcher:
+    """The version loaded through the verified loader, with its own verified index of ``corpus``."""
+    info = resolve(name, version)
+    loaded = load_version(info)
+    model = identity(info, loaded)
+    return Searcher(roots.indexes, find(roots.indexes, model, corpus), model, loaded.model)
+
+
+def lines(result: ShadowResult) -> tuple[str, ...]:
+    """The comparison in a few lines, for the gate's report."""
+    from registry.shadow_report import headline
+
+    s = result.summary
+    return (
+        headline(result),
+        f"overlap@{s.k} {s.overlap.mean:.3f} [{s.overlap.low:.3f}, {s.overlap.high:.3f}]; p99 encode + search "
+        f"{s.latency_ms['production']['p99']:.1f} ms (production) vs {s.latency_ms['candidate']['p99']:.1f} ms",
+        f"queries from {result.traffic['source']}; report in MLflow run {result.run_id} (experiment {EXPERIMENT})",
+    )
+
+
 def run_shadow(
-    settings: Settings,
+    roots: IndexRoots,
     name: str,
     candidate: str,
     corpus: str,
@@ -115,9 +149,9 @@ def run_shadow(
     started = time.perf_counter()
     production_info, candidate_info = resolve(name, "production"), resolve(name, candidate)
     with phase(f"loading production v{production_info.version} and its index of {corpus}"):
-        production = searcher_for(settings, name, production_info.version, corpus)
+        production = searcher_in(roots, name, production_info.version, corpus)
     with phase(f"loading the candidate v{candidate_info.version} and its index of {corpus}"):
-        challenger = searcher_for(settings, name, candidate_info.version, corpus)
+        challenger = searcher_in(roots, name, candidate_info.version, corpus)
     check_pair(production, challenger)
     n = len(traffic.texts)
     with phase(f"production v{production.model.version} answering {n:,} live queries", count=n, unit="queries"):
@@ -125,7 +159,15 @@ def run_shadow(
     with phase(f"candidate v{challenger.model.version} answering {n:,} live queries", count=n, unit="queries"):
         after = challenger.search_batch(traffic.texts, k)
     rows = compare(before, after, k)
-    summary = summarize(rows, k, seed=seed)
+    single = traffic.texts[:LATENCY_QUERIES]
+    with phase(f"latency: {len(single)} single queries per side, alternating"):
+        samples: dict[str, list[float]] = {"production": [], "candidate": []}
+        for text in single:
+            for side, searcher in (("production", production), ("candidate", challenger)):
+                t0 = time.perf_counter()
+                searcher.search([text], k)
+                samples[side].append((time.perf_counter() - t0) * 1000)
+    summary = summarize(rows, k, seed=seed, latency_samples=samples)
     changed = most_changed(rows, 10)
     seconds = time.perf_counter() - started
     result = ShadowResult(
@@ -155,7 +197,7 @@ def run_shadow(
         return result
     from registry.shadow_report import render_html
 
-    titles = document_titles(settings, corpus, production.manifest.corpus_version, rows)
+    titles = document_titles(roots.corpora, corpus, production.manifest.corpus_version, rows)
     page = render_html(result, titles, at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     report = None
     if report_dir is not None:
@@ -164,14 +206,14 @@ def run_shadow(
         path.write_text(page, encoding="utf-8")
         report = str(path)
     with phase("logging the comparison to MLflow"):
-        run_id = log_run(result, rows, page, settings.artifact_root)
+        run_id = log_run(result, rows, page, roots.artifact_root)
     return ShadowResult(**{**result.__dict__, "run_id": run_id, "report": report})
 
 
-def document_titles(settings: Settings, corpus: str, version: int, rows: list[QueryComparison]) -> dict[str, str]:
+def document_titles(root: Path, corpus: str, version: int, rows: list[QueryComparison]) -> dict[str, str]:
     """The first words of each document a compared answer names, for the report."""
     wanted = {i for r in rows for i in r.production[:5] + r.candidate[:5]}
-    corpora = CorpusStore(settings.corpus_root)
+    corpora = CorpusStore(root)
     documents = corpora.documents(corpora.get(corpus, version))
     return {d.id: " ".join(d.text.split()[:14]) for d in documents if d.id in wanted}
 

@@ -112,7 +112,8 @@ the fine-tune was meant to make.</p>
 {interval_row("top result changed", "top1_changed", ".1%")}
 {interval_row("top score, candidate minus production", "score_shift", "+.3f")}
 </table>
-<table><tr><th>latency per query (encode + search)</th><th>p50</th><th>p99</th></tr>
+<table><tr><th>latency of a single query (encode + search), {lat["production"]["calls"]:.0f} per side</th>
+<th>p50</th><th>p99</th></tr>
 <tr><td>production v{_esc(result.production)}</td><td class="num">{lat["production"]["p50"]:.2f} ms</td>
 <td class="num">{lat["production"]["p99"]:.2f} ms</td></tr>
 <tr><td>candidate v{_esc(result.candidate)}</td><td class="num">{lat["candidate"]["p50"]:.2f} ms</td>

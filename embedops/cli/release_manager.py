@@ -175,12 +175,15 @@ def promote(
     rejected)."""
 
     def job(settings: Settings) -> MoveResult:
+        from dataclasses import replace
+
+        from embedops.pipelines import traffic_reader
         from registry.gate.policy import load_policy
         from registry.promotion import open_context
         from registry.promotion import promote as promote_version
 
         gate_policy = load_policy(policy)
-        ctx = open_context(settings, actor_name, gate_policy.release_managers)
+        ctx = replace(open_context(settings, actor_name, gate_policy.release_managers), read_traffic=traffic_reader())
         return promote_version(
             ctx,
             name,

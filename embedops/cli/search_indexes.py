@@ -312,7 +312,9 @@ def shadow(
     sample: Annotated[int, opt("Queries drawn from the window (seeded).")] = 2000,
     k: Annotated[int, opt("Answers compared per query.", "-k", "--top-k")] = 10,
     seed: Annotated[int, opt("Seed of the sample and the bootstrap.")] = 0,
-    report_dir: Annotated[Path, opt("Where the HTML report is written.", "--report-dir")] = Path("reports"),
+    report_dir: Annotated[
+        Path | None, opt("Where the HTML report is written (default: $EMBEDOPS_HOME/shadow).", "--report-dir")
+    ] = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -322,6 +324,7 @@ def shadow(
 
     def job(settings: Settings) -> ShadowResult:
         from monitoring.windows import read_window
+        from registry.indexes import roots_of
         from registry.shadow import MIN_QUERIES, Traffic, run_shadow
 
         window = read_window(
@@ -335,7 +338,8 @@ def shadow(
         )
         span = window.span
         live = Traffic(window.texts, window.source, window.digest, window.total, span[0], span[1])
-        return run_shadow(settings, model, candidate, corpus, live, k=k, report_dir=report_dir, seed=seed)
+        folder = report_dir or settings.home / "shadow"
+        return run_shadow(roots_of(settings), model, candidate, corpus, live, k=k, report_dir=folder, seed=seed)
 
     def render(result: ShadowResult, settings: Settings) -> None:
         from registry.shadow_report import headline

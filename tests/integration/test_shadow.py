@@ -78,3 +78,47 @@ def test_shadow_measures_what_a_candidate_changes_and_logs_it(
     assert code == 1 and "fewer than the 10 a shadow comparison needs" in err
     code, _, err = cli("shadow", name, "--candidate", "production", *args)
     assert code == 1 and "the candidate is production" in err
+
+
+def test_a_gate_policy_with_a_shadow_block_runs_it_and_its_thresholds_decide(
+    stack,
+    three_models: list[Path],  # noqa: F811
+    unique_name: str,
+    tmp_path: Path,
+) -> None:
+    """Thresholds set: a candidate with no index cannot be compared, so its --gate-only gate is rejected
+    on the shadow checks; with --build-index its index is built before the comparison, the same weights
+    re-registered change nothing, and the gate passes with the comparison in its checks and report."""
+    name, corpus = unique_name, f"hc-{unique_name[-6:]}"
+    for folder in (three_models[0], three_models[0]):
+        assert cli("register", str(folder), "--name", name)[0] == 0
+    assert cli("promote", name, "--version", "1", "--initial", "--reason", "first")[0] == 0
+    assert cli("corpus", "add", corpus, str(HELPCENTER))[0] == 0
+    assert cli("index", "build", name, "--version", "1", "--corpus", corpus)[0] == 0
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"min_delta: 0\nalpha: null\nguards: {{}}\nmax_latency_increase: null\n"
+        f"shadow:\n  traffic: {LIVE}\n  sample: 200\n  min_rbo: 0.99\n  max_top1_change: 0.0\n"
+    )
+    gate = ["--policy", str(policy), "--golden", str(HELPCENTER), "--reason", "same weights"]
+
+    code, rejected, err = cli("promote", name, "--version", "2", "--gate-only", *gate)
+    assert code == 3, err
+    failed = {c["name"]: c for c in rejected["decision"]["checks"] if not c["passed"]}
+    assert set(failed) == {"shadow_rbo", "shadow_top1_change"}
+    assert (
+        "no shadow comparison" in failed["shadow_rbo"]["detail"]
+        and "has no index of corpus" in failed["shadow_rbo"]["detail"]
+    )
+
+    code, moved, err = cli("promote", name, "--version", "2", "--build-index", *gate)
+    assert code == 0, err
+    assert moved["production"] == "2"
+    checks = {c["name"]: c for c in moved["decision"]["checks"]}
+    assert (checks["shadow_rbo"]["passed"], checks["shadow_rbo"]["observed"]) == (True, 1.0)
+    assert (checks["shadow_top1_change"]["passed"], checks["shadow_top1_change"]["observed"]) == (True, 0.0)
+    client = registry_store.client()
+    page = Path(client.download_artifacts(moved["decision_run_id"], "gate/report.html", str(tmp_path)))
+    text = page.read_text(encoding="utf-8")
+    assert "What changes for live queries (shadow)" in text and "would change the top result of 0%" in text
+    assert registry_store.get_version(name, "2").tags["shadow.against"] == "1"

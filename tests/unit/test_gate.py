@@ -202,3 +202,61 @@ def test_the_most_changed_queries_come_first_with_both_top_hits() -> None:
     assert (gained.production_top, gained.production_top_relevant) == ("pause a subscription", False)
     assert (gained.candidate_top, gained.candidate_top_relevant) == ("reset a password", True)
     assert (lost.production_top_relevant, lost.candidate_top) == (True, "export invoices")
+
+
+# ---------------------------------------------------------------- the shadow block
+
+
+def shadow_summary(rbo_mean: float, top1: float):
+    from evaluation.overlap import Interval
+    from indexing.shadow import ShadowSummary
+
+    return ShadowSummary(
+        queries=500, k=10, overlap=Interval(0.5, 0.45, 0.55), rbo=Interval(rbo_mean, rbo_mean - 0.02, rbo_mean + 0.02),
+        top1_changed=Interval(top1, top1 - 0.03, top1 + 0.03), score_shift=Interval(0.0, -0.01, 0.01),
+        latency_ms={side: {"p50": 5.0, "p99": 9.0, "calls": 100.0} for side in ("production", "candidate")},
+    )  # fmt: skip
+
+
+def test_shadow_thresholds_are_checks_with_both_verdicts() -> None:
+    """min_rbo 0.6 / max_top1_change 0.3: RBO 0.7 with 20% changed passes both; RBO 0.4 with 45% changed
+    fails both and turns a passing gate into a rejection; no thresholds: report-only, no checks."""
+    from registry.gate.decision import shadow_checks, with_checks
+    from registry.gate.policy import ShadowPolicy
+
+    policy = ShadowPolicy(traffic="t", min_rbo=0.6, max_top1_change=0.3)
+    passed = decide(GatePolicy(n_resamples=500), BETTER, PRODUCTION)
+    assert passed.passed
+    good = shadow_checks(policy, shadow_summary(0.7, 0.2))
+    assert [(c.name, c.passed, c.observed) for c in good] == [
+        ("shadow_rbo", True, 0.7),
+        ("shadow_top1_change", True, 0.2),
+    ]
+    assert with_checks(passed, good).passed
+    bad = shadow_checks(policy, shadow_summary(0.4, 0.45))
+    assert [c.passed for c in bad] == [False, False]
+    assert (
+        "rank-biased overlap with production 0.400 [0.380, 0.420] on 500 queries (must be at least 0.6)"
+        in bad[0].detail
+    )
+    rejected = with_checks(passed, bad)
+    assert rejected.verdict == "reject" and [c.name for c in rejected.failed_checks] == [
+        "shadow_rbo",
+        "shadow_top1_change",
+    ]
+    assert shadow_checks(ShadowPolicy(traffic="t"), shadow_summary(0.1, 0.9)) == []
+    missing = shadow_checks(policy, None, "v2 has no index of corpus 'hc'")
+    assert [c.passed for c in missing] == [False, False] and "no shadow comparison: v2 has no index" in missing[
+        0
+    ].detail
+
+
+def test_a_shadow_block_in_a_policy_file_reads_its_traffic_relative_to_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text("shadow:\n  traffic: traffic/live\n  sample: 500\n  min_rbo: 0.5\n")
+    policy = load_policy(path)
+    assert policy.shadow is not None and policy.shadow.traffic == str(tmp_path / "traffic" / "live")
+    assert (policy.shadow.sample, policy.shadow.min_rbo, policy.shadow.max_top1_change) == (500, 0.5, None)
+    path.write_text("shadow:\n  traffic: t\n  min_overlap: 0.5\n")
+    with pytest.raises(ConfigError, match="min_overlap"):
+        load_policy(path)

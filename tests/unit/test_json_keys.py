@@ -107,6 +107,14 @@ PINNED: dict[str, tuple[str, str, set[str]]] = {
     "search": (
         "registry.indexes", "SearchResult", {"model", "version", "corpus", "corpus_version", "index_id", "answers"}
     ),
+    "shadow": (
+        "registry.shadow",
+        "ShadowResult",
+        {
+            "model", "production", "candidate", "corpus", "corpus_version", "production_index", "candidate_index",
+            "traffic", "summary", "changed", "seconds", "run_id", "report",
+        },
+    ),
     "demo": ("embedops.demo", "DemoResult", {"model", "home", "ok", "seconds", "steps", "retrain_report", "history"}),
 }  # fmt: skip
 
@@ -159,8 +167,25 @@ def test_json_keys_are_pinned(command: str) -> None:
         "index_status": {"indexes": []},
         "search": {"answers": []},
         "index_build": {"result": blank_build()},
+        "shadow": {"summary": shadow_summary(), "changed": [], "seconds": 0.0},
     }
     assert set(blank(cls, **needs.get(command, {})).to_dict()) == keys
+
+
+def shadow_summary() -> Any:
+    from indexing.search import Answer, Hit
+    from indexing.shadow import compare, summarize
+
+    ask = [Answer("q", [Hit("d", 1.0)], "1", "i", 1.0, 1.0)]
+    return summarize(compare(ask, ask, 10), 10)
+
+
+def test_shadow_summary_keys_are_pinned() -> None:
+    summary = shadow_summary().to_dict()
+    assert set(summary) == {"queries", "k", "rbo_p", "overlap", "rbo", "top1_changed", "score_shift", "latency_ms"}
+    assert set(summary["rbo"]) == {"mean", "low", "high"} and set(summary["latency_ms"]["candidate"]) == {
+        "p50", "p99", "calls"
+    }  # fmt: skip
 
 
 def blank_build() -> Any:

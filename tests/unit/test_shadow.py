@@ -96,6 +96,8 @@ def test_compare_and_summarize_two_answer_sets() -> None:
     assert summary.rbo.mean == pytest.approx(sum(r.rbo for r in rows) / 3)
     assert summary.metrics()["shadow_top1_changed"] == pytest.approx(2 / 3)
     assert [r.query for r in most_changed(rows, 2)] == ["q3", "q2"]
+    again = compare([answer("Q3??", ten, "1")], [answer("Q3??", [f"n{i}" for i in range(10)], "2")], k=10)
+    assert [r.query for r in most_changed(rows + again, 3)] == ["Q3??", "q2", "q1"]  # q3 is Q3?? again
     with pytest.raises(ValueError, match="out of step"):
         compare(production, list(reversed(candidate)), k=10)
 
@@ -116,3 +118,23 @@ def test_batched_exact_search_returns_what_one_query_at_a_time_does(tmp_path: Pa
         cut = scores[-1] + 1e-5
         assert {h.id for h in a.hits if h.score > cut} == {h.id for h in b.hits if h.score > cut}
         assert (b.model_version, b.index_id) == ("1", a.index_id)
+
+
+def test_a_pair_must_be_two_versions_over_the_same_corpus_version() -> None:
+    """Production against itself says nothing; indexes at two corpus versions would differ by documents too."""
+    from types import SimpleNamespace as Side
+
+    from embedops.core.errors import VectorIndexError
+    from registry.shadow import check_pair
+
+    def side(version: str, corpus_version: int) -> Side:
+        manifest = Side(corpus="hc", corpus_version=corpus_version, model=Side(name="m"))
+        return Side(model=Side(version=version), manifest=manifest)
+
+    with pytest.raises(VectorIndexError, match="the candidate is production"):
+        check_pair(side("1", 1), side("1", 1))  # type: ignore[arg-type]
+    with pytest.raises(
+        VectorIndexError, match=r"production's v1, the candidate's v2.*embedops index sync m --corpus hc"
+    ):
+        check_pair(side("1", 1), side("2", 2))  # type: ignore[arg-type]
+    check_pair(side("1", 2), side("2", 2))  # type: ignore[arg-type]
