@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedops.core.files import file_sha256, update_from_file
+from embedops.core.files import file_sha256, update_from_file, write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,4 @@ class EmbeddingCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        meta_tmp = meta_path.with_suffix(".json.tmp")
-        meta_tmp.write_text(json.dumps({"key": asdict(key), "sha256": digest, "shape": list(array.shape)}))
-        os.replace(meta_tmp, meta_path)
+        write_text_atomically(meta_path, json.dumps({"key": asdict(key), "sha256": digest, "shape": list(array.shape)}))

@@ -9,12 +9,12 @@ logs a copy to MLflow; this file is what search and serving read, without a trac
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from embedops.core.errors import VectorIndexError
+from embedops.core.files import write_text_atomically
 from embedops.core.names import validate_name
 
 State = Literal["building", "verified", "failed"]
@@ -100,9 +100,7 @@ def read_manifest(root: Path, index: str) -> IndexManifest | None:
 def write_manifest(root: Path, manifest: IndexManifest) -> IndexManifest:
     path = manifest_path(root, manifest.index_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest.to_dict(), indent=1))
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(manifest.to_dict(), indent=1))
     return manifest
 
 

@@ -76,3 +76,20 @@ def read_jsonl(path: Path, *, error: type[DataError] = DataError) -> Iterator[tu
             yield from jsonl_objects(fh, path=path, error=error)
     except OSError as exc:  # opening or reading (what the caller raises between lines never arrives here)
         raise error(f"cannot read ({exc.strerror})", path=str(path)) from None
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename. The temporary file's name is unique, so two
+    processes writing the same path at once each rename their own whole file (the last one wins)
+    instead of one renaming the other's away."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

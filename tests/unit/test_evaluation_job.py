@@ -127,3 +127,29 @@ def test_evaluate_cli_table_and_errors(store, tiny_model: Path) -> None:
         app, ["evaluate", "--model", str(tiny_model), "--golden", str(HELPCENTER), "--split", "validation"]
     )
     assert missing.exit_code == 1 and "split file not found (available splits: dev, test, train)" in missing.stderr
+
+
+def test_two_jobs_saving_the_same_cache_entry_at_once_both_succeed(tmp_path: Path) -> None:
+    """Two gates of the same production version write its entry together (seen in CI as a
+    FileNotFoundError when both renamed one shared temporary file): every save succeeds, the entry reads back."""
+    import threading
+
+    cache = EmbeddingCache(tmp_path / "cache")
+    array = np.arange(12, dtype=np.float32).reshape(3, 4)
+    errors: list[BaseException] = []
+
+    def save_many() -> None:
+        try:
+            for _ in range(50):
+                cache.save(KEY, array)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save_many) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert np.array_equal(cache.load(KEY, 3), array)
+    assert not list((tmp_path / "cache").glob("*.tmp"))
