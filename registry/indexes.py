@@ -216,12 +216,16 @@ def record_manifest(manifest: IndexManifest, artifact_root: str | None) -> str:
     return run_id
 
 
-def searcher_for(settings: Settings, name: str, which: str, corpus: str) -> Searcher:
-    """The version's verified index with the version loaded: refused if either fails its checks."""
+def searcher_in(root: Path, name: str, which: str, corpus: str) -> Searcher:
+    """The version's verified index under ``root`` with the version loaded: refused if either fails its checks."""
     info = resolve(name, which)
     loaded = load_version(info)
     model = identity(info, loaded)
-    return Searcher(settings.index_root, find(settings.index_root, model, corpus), model, loaded.model)
+    return Searcher(root, find(root, model, corpus), model, loaded.model)
+
+
+def searcher_for(settings: Settings, name: str, which: str, corpus: str) -> Searcher:
+    return searcher_in(settings.index_root, name, which, corpus)
 
 
 @dataclass(frozen=True)

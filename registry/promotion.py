@@ -284,7 +284,9 @@ def promote(
                 with recorded_refusal(ctx, **refusal):
                     indexes = check_indexes(ctx, candidate, current, build=True)
             shadow, why = gate_shadow(ctx, name, candidate.version, current, policy.shadow)
-            shadow_lines = lines_of(shadow) if shadow else (f"no shadow comparison: {why}",)
+            from registry.shadow import lines
+
+            shadow_lines = lines(shadow) if shadow else (f"no shadow comparison: {why}",)
             decision = with_checks(decision, shadow_checks(policy.shadow, shadow.summary if shadow else None, why))
             gate = replace(gate, decision=decision)
         if decision.passed and moves_indexes:
@@ -388,12 +390,6 @@ def gate_shadow(
         return run_shadow(ctx.index_roots, name, candidate, corpus, ctx.read_traffic(policy)), ""
     except (DataError, VectorIndexError) as exc:
         return None, str(exc)
-
-
-def lines_of(result: ShadowResult) -> tuple[str, ...]:
-    from registry.shadow import lines
-
-    return lines(result)
 
 
 def check_indexes(ctx: Context, target: store.VersionInfo, current: str | None, *, build: bool) -> list[IndexManifest]:

@@ -20,12 +20,11 @@ from typing import Any
 from embedops.core.errors import DataError, VectorIndexError
 from embedops.core.progress import phase
 from indexing.corpus_store import CorpusStore
-from indexing.search import Searcher, find
+from indexing.search import Searcher
 from indexing.shadow import QueryComparison, ShadowSummary, compare, most_changed, summarize
 from registry import store
 from registry.index_moves import IndexRoots
-from registry.indexes import identity, resolve
-from registry.verified import load_version
+from registry.indexes import resolve, searcher_in
 
 EXPERIMENT = "shadow"
 MIN_QUERIES = 10  # fewer cannot say anything about a distribution of overlaps
@@ -106,14 +105,6 @@ def check_pair(production: Searcher, candidate: Searcher) -> None:
         )
 
 
-def searcher_in(roots: IndexRoots, name: str, version: str, corpus: str) -> Searcher:
-    """The version loaded through the verified loader, with its own verified index of ``corpus``."""
-    info = resolve(name, version)
-    loaded = load_version(info)
-    model = identity(info, loaded)
-    return Searcher(roots.indexes, find(roots.indexes, model, corpus), model, loaded.model)
-
-
 def lines(result: ShadowResult) -> tuple[str, ...]:
     """The comparison in a few lines, for the gate's report."""
     from registry.shadow_report import headline
@@ -149,9 +140,9 @@ def run_shadow(
     started = time.perf_counter()
     production_info, candidate_info = resolve(name, "production"), resolve(name, candidate)
     with phase(f"loading production v{production_info.version} and its index of {corpus}"):
-        production = searcher_in(roots, name, production_info.version, corpus)
+        production = searcher_in(roots.indexes, name, production_info.version, corpus)
     with phase(f"loading the candidate v{candidate_info.version} and its index of {corpus}"):
-        challenger = searcher_in(roots, name, candidate_info.version, corpus)
+        challenger = searcher_in(roots.indexes, name, candidate_info.version, corpus)
     check_pair(production, challenger)
     n = len(traffic.texts)
     with phase(f"production v{production.model.version} answering {n:,} live queries", count=n, unit="queries"):
