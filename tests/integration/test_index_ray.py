@@ -106,7 +106,10 @@ def test_a_ray_build_makes_the_local_build_s_index(
         ray=RayOptions(actors=2),
         engine_seen=engines.append,
     )
-    assert engines[0].actors == 2 and len(engines[0].worker_pids) == 2  # both actors encoded chunks
+    # Two actors were asked for; which of them takes which block is Ray's scheduling (on a slow machine
+    # the first one ready may encode every chunk), so only the pool's size and the workers' being
+    # other processes are the engine's to promise.
+    assert engines[0].actors == 2 and 1 <= len(engines[0].worker_pids) <= 2
     assert os.getpid() not in engines[0].worker_pids
     assert_same_index(local, remote, tmp_path / "local", tmp_path / "ray")
 
