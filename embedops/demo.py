@@ -32,6 +32,7 @@ MODEL = "helpcenter-embedder"
 CORPUS = "helpcenter"  # the articles production searches: every promotion and rollback moves its index
 MARKER = ".embedops-demo"
 LAUNCH = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)
+DEMO_RETENTION_DAYS = 3650
 WEEK = dt.timedelta(days=7)
 SHADOW_SAMPLE = 500  # live queries each shadow comparison draws
 
@@ -169,13 +170,14 @@ def run_demo(
     from indexing.corpus_store import CorpusStore
     from monitoring.config import load_drift_config
     from monitoring.job import run_drift
+    from monitoring.redaction import Redactor
     from monitoring.state import TriggerStore
     from monitoring.windows import read_window
     from registry.gate.policy import load_policy
     from registry.indexes import build_in, roots_of, search, searcher_for
     from registry.promotion import GateRejected, open_context, promote, rollback
     from registry.register import register_folder
-    from registry.shadow import MIN_QUERIES, ShadowResult, Traffic, run_shadow
+    from registry.shadow import MIN_QUERIES, ShadowResult, run_shadow
     from registry.shadow_report import headline
     from registry.store import CANDIDATE, PREVIOUS, PRODUCTION, alias_version
     from training.config import load_config
@@ -187,7 +189,12 @@ def run_demo(
     manager = open_context(settings, None, policy.release_managers)
     automation = open_context(settings, None, [], default_actor="embedops-retrain")
     ledger = manager.ledger
-    drift_cfg = load_drift_config(paths.configs / "drift.yaml")
+    # The demo replays sample traffic from November 2026: under the default 30-day retention a drift job
+    # would purge what it just stored from it, so the demo keeps it ten years (`embedops doctor` still tells).
+    drift_cfg = load_drift_config(paths.configs / "drift.yaml").model_copy(
+        update={"retention_days": DEMO_RETENTION_DAYS}
+    )
+    redactor = Redactor(drift_cfg.redaction)
     retrain_cfg = load_retrain_config(paths.configs / "retrain_payroll.yaml")
     golden = str(paths.helpcenter)
     golden_set = load_golden_set(paths.helpcenter, "test")
@@ -307,9 +314,9 @@ def run_demo(
             seed=0,
             min_texts=MIN_QUERIES,
             purpose="a shadow comparison",
+            redactor=redactor,
         )
-        live = Traffic(window.texts, window.source, window.digest, window.total, *window.span)
-        return run_shadow(roots_of(settings), MODEL, version, CORPUS, live)
+        return run_shadow(roots_of(settings), MODEL, version, CORPUS, window.as_traffic())
 
     def shadow() -> Step:
         result = shadow_of(CANDIDATE, paths.traffic / "live", LAUNCH)
@@ -323,11 +330,18 @@ def run_demo(
             report=artifact_file(result.run_id, "shadow_report.html"),
         )
 
-    reference = read_window(paths.traffic / "reference.jsonl", size=drift_cfg.reference_size, seed=drift_cfg.seed)
+    reference = read_window(
+        paths.traffic / "reference.jsonl", size=drift_cfg.reference_size, seed=drift_cfg.seed, redactor=redactor
+    )
 
     def drift(start: dt.datetime) -> Step:
         window = read_window(
-            paths.traffic / "live", start=start, end=start + WEEK, size=drift_cfg.current_size, seed=drift_cfg.seed
+            paths.traffic / "live",
+            start=start,
+            end=start + WEEK,
+            size=drift_cfg.current_size,
+            seed=drift_cfg.seed,
+            redactor=redactor,
         )
         out = run_drift(
             MODEL,

@@ -15,6 +15,7 @@ from embedops.core.names import validate_name
 from evaluation.golden import DEFAULT_SPLIT
 
 if TYPE_CHECKING:
+    from monitoring.redaction import Redactor
     from monitoring.windows import Window
     from training.config import TrainConfig
 
@@ -212,16 +213,18 @@ def drift_retrain(
     return lambda trigger: retrain(cfg, ctx, artifact_root=artifact_root, trigger=trigger).to_dict()
 
 
-def reference_window(name: str, reference: str | Path | None, *, size: int, seed: int) -> Window:
+def reference_window(
+    name: str, reference: str | Path | None, *, size: int, seed: int, redactor: Redactor | None = None
+) -> Window:
     """The drift reference: the given traffic file or folder, else production's own training queries."""
     from monitoring.windows import read_window
 
     if reference:  # an empty string counts as not given: MLproject parameters cannot be left out
-        return read_window(reference, size=size, seed=seed)
-    return default_reference(name, size=size, seed=seed)
+        return read_window(reference, size=size, seed=seed, redactor=redactor)
+    return default_reference(name, size=size, seed=seed, redactor=redactor)
 
 
-def default_reference(name: str, *, size: int, seed: int) -> Any:
+def default_reference(name: str, *, size: int, seed: int, redactor: Redactor | None = None) -> Any:
     """The production version's own training queries (its anchors), sampled with a fixed seed.
 
     What the model was tuned on is what "normal" traffic looked like when it was promoted; the
@@ -229,6 +232,7 @@ def default_reference(name: str, *, size: int, seed: int) -> Any:
     """
     import random
 
+    from monitoring.redaction import Redactor
     from monitoring.windows import Window, text_digest
     from registry.store import client, get_version, production_version
     from training.data import load_training_data
@@ -244,12 +248,16 @@ def default_reference(name: str, *, size: int, seed: int) -> Any:
     anchors = list(dict.fromkeys(row[0] for row in data.rows))
     if len(anchors) > size:
         anchors = random.Random(seed).sample(anchors, size)
+    # Redacted like the traffic it is compared with: a mask only one side had would itself read as drift.
+    anchors, found = (redactor or Redactor()).redact_all(anchors)
     return Window(
         texts=anchors,
         source=f"{params['data']} (training anchors of v{version})",
         digest=text_digest(anchors),
         total=len(data),
         dropped_empty=0,
+        redactions=found.to_dict(),
+        is_traffic=False,
     )
 
 
@@ -257,12 +265,20 @@ def traffic_reader(seed: int = 0) -> Callable[[Any], Any]:
     """Reads the live queries a gate policy's ``shadow:`` block names (for ``Context.read_traffic``)."""
 
     def read(shadow: Any) -> Any:
+        from monitoring.config import load_drift_config
+        from monitoring.redaction import Redactor
         from monitoring.windows import read_window
-        from registry.shadow import MIN_QUERIES, Traffic
+        from registry.shadow import MIN_QUERIES
 
+        redactor = Redactor(load_drift_config(shadow.drift_config).redaction)
         window = read_window(
-            shadow.traffic, size=shadow.sample, seed=seed, min_texts=MIN_QUERIES, purpose="a shadow comparison"
+            shadow.traffic,
+            size=shadow.sample,
+            seed=seed,
+            min_texts=MIN_QUERIES,
+            purpose="a shadow comparison",
+            redactor=redactor,
         )
-        return Traffic(window.texts, window.source, window.digest, window.total, *window.span)
+        return window.as_traffic()
 
     return read

@@ -8,6 +8,7 @@ any check (truncated, edited, wrong shape, NaN) is treated as absent and rewritt
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -108,8 +109,9 @@ class EmbeddingCache:
             return None
         return array
 
-    def save(self, key: CacheKey, array: np.ndarray) -> None:
-        """Write atomically: a reader never sees a half-written entry, a crash leaves none."""
+    def save(self, key: CacheKey, array: np.ndarray, *, traffic: dict[str, str | None] | None = None) -> None:
+        """Write atomically: a reader never sees a half-written entry, a crash leaves none. ``traffic``
+        marks vectors of live traffic (personal data: retention purges them), with the traffic's oldest time."""
         self.folder.mkdir(parents=True, exist_ok=True)
         data_path, meta_path = self._paths(key)
         fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".npy.tmp")
@@ -121,4 +123,7 @@ class EmbeddingCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        write_text_atomically(meta_path, json.dumps({"key": asdict(key), "sha256": digest, "shape": list(array.shape)}))
+        meta = {"key": asdict(key), "sha256": digest, "shape": list(array.shape)}
+        if traffic is not None:
+            meta["traffic"] = traffic | {"written": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        write_text_atomically(meta_path, json.dumps(meta))

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from embedops.core.config import build_config, read_yaml_mapping
 from evaluation.precision import Precision
+from monitoring.redaction import RedactionConfig
 from monitoring.trigger import TriggerPolicy
 from monitoring.windows import MIN_WINDOW_TEXTS
 
@@ -26,6 +27,9 @@ class DriftConfig(BaseModel):
     pca_components: int | None = Field(64, ge=2, description="principal components the checks run on; null: all")
     report: Literal["never", "on_drift", "always"] = "on_drift"
     trigger: TriggerPolicy = Field(default_factory=TriggerPolicy)
+    redaction: RedactionConfig = Field(default_factory=RedactionConfig)
+    # Traffic vectors, sampled texts and reports older than this are purged by every drift job.
+    retention_days: int = Field(30, ge=1, le=3650, description="days stored traffic data is kept")
 
     def digest(self) -> str:
         """Part of the idempotency key: the same window under another config is another decision."""

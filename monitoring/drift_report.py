@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from embedops.core.text import redaction_sentence
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:960px;color:#1a202c}
@@ -46,6 +48,7 @@ class DriftPage:
     examples: Sequence[tuple[str, float]]  # current texts farthest from every reference text, with that distance
     run_id: str
     evidently_page: str | None  # the relative link to Evidently's report, None when it was not built
+    redactions: dict[str, int] = field(default_factory=dict)  # personal data masked in the current window
 
 
 def farthest_texts(
@@ -137,6 +140,7 @@ Trigger: <strong>{_esc(page.action)}</strong> ({_esc(page.reason)}).</p>
 <h2>Texts in the region that drifted</h2>
 <p class="meta">The current texts whose nearest reference text is farthest away (cosine distance).</p>
 <table><tr><th>text</th><th>distance to the nearest reference text</th></tr>{examples}</table>
+<p class="meta">{_esc(redaction_sentence(page.redactions))}; the texts shown are the redacted ones.</p>
 <h2>Evidently</h2>
 {evidently}
 </body></html>

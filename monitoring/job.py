@@ -6,26 +6,31 @@ a ``retrain`` callable, and the trigger decides whether it runs.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import socket
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from embedops.core.errors import EmbedopsError
+from embedops.core.names import TRAFFIC_OLDEST_TAG
 from embedops.core.progress import phase, say
 from embedops.core.runs import ensure_experiment
+from embedops.core.times import parse_iso
 from evaluation.cache import CacheKey, EmbeddingCache
 from evaluation.evaluator import encode
 from evaluation.precision import Precision, autocast, effective_precision
 from monitoring.config import DriftConfig
 from monitoring.detect import drift_scores
 from monitoring.drift_report import DriftPage, farthest_texts
+from monitoring.retention import cutoff_of, past_retention, purge_traffic
 from monitoring.state import TriggerStore
 from monitoring.tokens import token_signals
 from monitoring.trigger import TriggerDecision
@@ -51,7 +56,8 @@ class DriftResult:
     p_value: float
     ks_dimensions: int
     drifted: bool
-    window: dict[str, int | str | None]  # sizes and digests of the windows; the current one's start and end, if given
+    # sizes and digests of the windows; the current one's start and end, if given; personal data redacted per type
+    window: dict[str, Any]
     tokenizer: dict[str, dict[str, float]]  # unknown-token and truncation rates, current and reference
     trigger: TriggerDecision
     idempotency_key: str
@@ -59,15 +65,25 @@ class DriftResult:
     report_logged: bool
     retrain: dict[str, Any] | None = None
     retrain_error: str | None = None
+    # the retention purge this job ran: days, what it removed per kind, or the error that stopped it
+    retention: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def embed_window(
-    loaded: Any, window: Window, *, precision: Precision, cache: EmbeddingCache | None, progress: bool, what: str
+    loaded: Any,
+    window: Window,
+    *,
+    precision: Precision,
+    cache: EmbeddingCache | None,
+    progress: bool,
+    what: str,
+    keep_after: dt.datetime | None = None,
 ) -> np.ndarray:
-    """Vectors for a window, cached by (model weights, window digest, max_seq_length, precision)."""
+    """Vectors for a window, cached by (model weights, window digest, max_seq_length, precision); traffic
+    already older than ``keep_after`` (retention) is embedded but never cached."""
     key = CacheKey(loaded.digest, window.digest, int(loaded.model.max_seq_length), precision)
     cached = cache.load(key, len(window.texts)) if cache else None
     if cached is not None:
@@ -76,8 +92,10 @@ def embed_window(
     n = len(window.texts)
     with phase(f"embedding {n} {what} texts with {loaded.ref}", count=n), autocast(precision):
         vectors = encode(loaded.model, window.texts, batch_size=64, progress=progress, what=f"{what} texts")
-    if cache:
-        cache.save(key, vectors)
+    if cache and not (keep_after and window.oldest and past_retention(parse_iso(window.oldest), keep_after)):
+        cache.save(
+            key, vectors, traffic={"oldest": window.oldest, "source": window.source} if window.is_traffic else None
+        )
     return vectors
 
 
@@ -109,6 +127,12 @@ def log_drift_page(page: DriftPage) -> None:
     mlflow.log_text(render_drift_html(page), "drift/drift_report.html")
 
 
+def oldest_traffic(*windows: Window) -> str | None:
+    """The oldest traffic time among the windows (what the run's stored samples are as old as)."""
+    times = [w.oldest for w in windows if w.oldest]
+    return min(times, key=parse_iso) if times else None
+
+
 def idempotency_key(version: str, reference: Window, current: Window, config: DriftConfig) -> str:
     parts = [version, reference.digest, current.digest, config.digest()]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
@@ -126,7 +150,10 @@ def run_drift(
     retrain: RetrainFn | None = None,
     force_report: bool = False,
     progress: bool = True,
+    report_dir: Path | None = None,
 ) -> DriftResult:
+    """Score ``current`` against ``reference``, let the trigger decide, log the run, start the retrain if
+    told to, and purge stored traffic past ``config.retention_days`` (``report_dir``: local shadow reports)."""
     import mlflow
 
     version = store.production_version(name, ": drift is measured with the production model")
@@ -134,8 +161,10 @@ def run_drift(
         loaded = load_version(store.get_version(name, version))
     precision = effective_precision(config.precision)
     cache = EmbeddingCache(cache_dir) if cache_dir else None
-    ref_vectors = embed_window(loaded, reference, precision=precision, cache=cache, progress=progress, what="reference")
-    cur_vectors = embed_window(loaded, current, precision=precision, cache=cache, progress=progress, what="current")
+    keep_after = cutoff_of(dt.datetime.now(dt.UTC), config.retention_days)
+    embed = partial(embed_window, loaded, precision=precision, cache=cache, progress=progress, keep_after=keep_after)
+    ref_vectors = embed(reference, what="reference")
+    cur_vectors = embed(current, what="current")
     n = len(ref_vectors) + len(cur_vectors)
     with phase(f"scoring drift: a classifier between the windows, {n} vectors", count=n, unit="vectors"):
         scores = drift_scores(ref_vectors, cur_vectors, pca_components=config.pca_components)
@@ -185,7 +214,8 @@ def run_drift(
                 "reference_unknown_token_rate": signals["reference"]["unknown_token_rate"],
                 "reference_truncation_rate": signals["reference"]["truncation_rate"],
                 "drifted": float(decision.drifted),
-            },
+            }
+            | {f"redacted_{kind}": n for kind, n in current.redactions.items()},
         )
         mlflow.set_tags(
             {
@@ -196,6 +226,7 @@ def run_drift(
                 "trigger_reason": decision.reason,
                 "embedops.job": "drift",
             }
+            | ({TRAFFIC_OLDEST_TAG: oldest} if (oldest := oldest_traffic(reference, current)) else {})
         )
         report_logged = False
         if force_report or (decision.drifted and config.report == "on_drift") or config.report == "always":
@@ -221,19 +252,19 @@ def run_drift(
                 examples=farthest_texts(ref_vectors, cur_vectors, current.texts),
                 run_id=run.info.run_id,
                 evidently_page=EVIDENTLY_PAGE if report_logged else None,
+                redactions=current.redactions,
             )
         )
         drift_run_id = run.info.run_id
 
+    retention = apply_retention(config, trigger_store, holder, cache_dir=cache_dir, report_dir=report_dir)
     retrain_result: dict[str, Any] | None = None
     retrain_error: str | None = None
     if decision.action == "retrain" and retrain is not None:
         try:
             with phase(f"drift flagged: retraining {name} (train, register, gate)"):
-                from registry.shadow import Traffic
-
                 # the drifted window travels with the trigger: the retrain's gate runs the shadow comparison on it
-                shadow_traffic = Traffic(current.texts, current.source, current.digest, current.total, *current.span)
+                shadow_traffic = current.as_traffic()
                 retrain_result = retrain(
                     {
                         "model": name,
@@ -271,6 +302,8 @@ def run_drift(
             "reference_digest": reference.digest,
             "start": current.span[0],
             "end": current.span[1],
+            "redactions": current.redactions,
+            "reference_redactions": reference.redactions,
         },
         tokenizer=signals,
         trigger=decision,
@@ -279,4 +312,30 @@ def run_drift(
         report_logged=report_logged,
         retrain=retrain_result,
         retrain_error=retrain_error,
+        retention=retention,
     )
+
+
+def apply_retention(
+    config: DriftConfig, trigger_store: TriggerStore, holder: str, *, cache_dir: Path | None, report_dir: Path | None
+) -> dict[str, Any]:
+    """Every drift job enforces retention; a purge that fails is reported, and never costs the drift result."""
+    from mlflow.exceptions import MlflowException
+
+    days = config.retention_days
+    try:
+        with phase(f"retention: purging stored traffic data older than {days} days"):
+            purged = purge_traffic(
+                days=days,
+                cache_dir=cache_dir,
+                report_dir=report_dir,
+                ledger=trigger_store.ledger,
+                actor=holder,
+                trigger="drift job",
+                record_empty=False,
+            )
+    except (OSError, MlflowException, EmbedopsError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"[:500]
+        say(f"retention purge failed (run `embedops traffic purge --older-than {days}d`): {problem}")
+        return {"days": days, "removed": {}, "error": problem}
+    return {"days": days, "removed": purged.removed, "error": None}

@@ -1,17 +1,23 @@
-"""Traffic windows: JSONL lines ``{"text": ..., "ts": ISO-8601}`` from a file or a folder of files."""
+"""Traffic windows: JSONL lines ``{"text": ..., "ts": ISO-8601}`` from a file or a folder of files.
+
+Every window leaves here redacted (``monitoring.redaction``): nothing downstream sees what users typed
+as they typed it, and a window's digest, cache entry, examples and reports are of the redacted texts.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from embedops.core.errors import DataError
 from embedops.core.files import read_jsonl
 from embedops.core.text import check_text
 from embedops.core.times import parse_iso
+from monitoring.redaction import Redactor
+from registry.shadow import Traffic
 
 # The fewest texts a window may hold for a drift score to mean anything: the domain classifier is
 # scored on a random half of the pooled texts, and with a one-text window that half lacked it in every
@@ -30,11 +36,24 @@ class Window:
     # The time the window covers: the --start/--end range, else its first and last ``ts`` (None without any).
     start: dt.datetime | None = None
     end: dt.datetime | None = None
+    # personal data found per type in the sampled texts ("texts": how many held any; "dropped": left out)
+    redactions: dict[str, int] = field(default_factory=dict)
+    # What users typed (False: texts of our own, such as production's training queries): retention applies.
+    is_traffic: bool = True
+
+    @property
+    def oldest(self) -> str | None:
+        """The oldest traffic the window may hold, as ISO text: what retention counts its age from."""
+        return self.start.isoformat() if self.is_traffic and self.start else None
 
     @property
     def span(self) -> tuple[str | None, str | None]:
         """(start, end) as ISO text, for params, reports and --json."""
         return (self.start.isoformat() if self.start else None, self.end.isoformat() if self.end else None)
+
+    def as_traffic(self) -> Traffic:
+        """The window as the queries of a shadow comparison."""
+        return Traffic(self.texts, self.source, self.digest, self.total, *self.span, redactions=self.redactions)
 
 
 def text_digest(texts: list[str]) -> str:
@@ -65,10 +84,12 @@ def read_window(
     seed: int = 0,
     min_texts: int = MIN_WINDOW_TEXTS,
     purpose: str = "a drift score",
+    redactor: Redactor | None = None,
 ) -> Window:
     """Texts whose ``ts`` falls in [start, end) (with a range every line needs a ``ts``; without one,
     ``ts`` is optional), sampled without replacement to ``size`` with a fixed seed so a replay gives
-    the same window. Fewer than ``min_texts`` texts is an error: it is refused before any embedding."""
+    the same window, then redacted (every built-in detector masking, unless ``redactor`` says otherwise).
+    Fewer than ``min_texts`` texts is an error: it is refused before any embedding."""
     root = Path(path)
     files = sorted(root.rglob("*.jsonl")) if root.is_dir() else [root]
     if not root.exists():
@@ -110,9 +131,13 @@ def read_window(
         raise DataError(f"the window has no usable texts ({dropped} empty)", path=str(root))
     if size is not None and total > size:
         texts = random.Random(seed).sample(texts, size)
+    # Sampled first, so the cost is per sampled text; texts a `drop` mode removes shrink the window.
+    texts, found = (redactor or Redactor()).redact_all(texts)
     if len(texts) < min_texts:
         raise DataError(
-            f"the window has {len(texts)} texts, fewer than the {min_texts} {purpose} needs: "
+            f"the window has {len(texts)} texts"
+            + (f" ({found.dropped} left out for personal data)" if found.dropped else "")
+            + f", fewer than the {min_texts} {purpose} needs: "
             "widen the time range or add traffic (and keep the sample size at least that)",
             path=str(root),
         )
@@ -124,4 +149,5 @@ def read_window(
         dropped_empty=dropped,
         start=start or (min(stamps) if stamps else None),
         end=end or (max(stamps) if stamps else None),
+        redactions=found.to_dict(),
     )

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class Finding:
-    kind: str  # stale_run | interrupted_move | unverified_version | unusable_alias_target | alias_disagrees_with_ledger
+    # stale_run | interrupted_move | unverified_version | unusable_alias_target | alias_disagrees_with_ledger
+    # | traffic_past_retention | ...
+    kind: str
     subject: str
     detail: str
     fixable: bool
@@ -58,6 +60,12 @@ class DoctorReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def with_findings(self, more: list[Finding]) -> DoctorReport:
+        """The report with checks from the layers above (retention lives in monitoring/)."""
+        findings = [*self.findings, *more]
+        remaining = [f for f in findings if not f.fixed]
+        return DoctorReport(self.models, findings, not remaining, sum(f.fixed for f in findings), len(remaining))
 
 
 def stale_runs(client: Any, older_than_hours: float) -> list[Finding]:

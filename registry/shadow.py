@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from embedops.core.errors import DataError, VectorIndexError
+from embedops.core.names import REPORT_FILE_TAG, TRAFFIC_OLDEST_TAG
 from embedops.core.progress import phase
 from indexing.corpus_store import CorpusStore
 from indexing.search import Searcher
@@ -41,6 +42,7 @@ class Traffic:
     total: int  # queries in the window before sampling
     start: str | None = None
     end: str | None = None
+    redactions: dict[str, int] = field(default_factory=dict)  # personal data masked in the texts, per type
 
     def sampled(self, size: int, seed: int = 0) -> Traffic:
         """At most ``size`` of the texts, drawn with a fixed seed (a replay compares the same queries)."""
@@ -176,6 +178,7 @@ def run_shadow(
             "sampled": n,
             "start": traffic.start,
             "end": traffic.end,
+            "redactions": traffic.redactions,
         },
         summary=summary,
         changed=changed,
@@ -197,7 +200,7 @@ def run_shadow(
         path.write_text(page, encoding="utf-8")
         report = str(path)
     with phase("logging the comparison to MLflow"):
-        run_id = log_run(result, rows, page, roots.artifact_root)
+        run_id = log_run(result, rows, page, roots.artifact_root, report_file=report)
     return ShadowResult(**{**result.__dict__, "run_id": run_id, "report": report})
 
 
@@ -209,7 +212,14 @@ def document_titles(root: Path, corpus: str, version: int, rows: list[QueryCompa
     return {d.id: " ".join(d.text.split()[:14]) for d in documents if d.id in wanted}
 
 
-def log_run(result: ShadowResult, rows: list[QueryComparison], page: str, artifact_root: str | None) -> str:
+def log_run(
+    result: ShadowResult,
+    rows: list[QueryComparison],
+    page: str,
+    artifact_root: str | None,
+    *,
+    report_file: str | None = None,
+) -> str:
     """The comparison as a run in ``shadow``; tags on the candidate's version point at it."""
     import pandas as pd
     from mlflow.entities import Metric, Param, RunTag
@@ -248,7 +258,10 @@ def log_run(result: ShadowResult, rows: list[QueryComparison], page: str, artifa
                 RunTag("embedops.model", result.model),
                 RunTag("embedops.production_version", result.production),
                 RunTag("embedops.candidate_version", result.candidate),
-            ],
+            ]
+            # retention counts the run's age from its oldest query, and purges the local report with it
+            + ([RunTag(TRAFFIC_OLDEST_TAG, result.traffic["start"])] if result.traffic["start"] else [])
+            + ([RunTag(REPORT_FILE_TAG, report_file)] if report_file else []),
         )
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)

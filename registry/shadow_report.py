@@ -8,6 +8,7 @@ import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from embedops.core.text import redaction_sentence
 from indexing.shadow import QueryComparison
 from registry.gate.report import CAND_COLOR, PROD_COLOR, STYLE
 
@@ -100,7 +101,7 @@ def render_html(result: ShadowResult, titles: dict[str, str], *, at: str) -> str
 <p class="meta">{_esc(result.model)}: production v{_esc(result.production)} ({_esc(result.production_index)}) against
 candidate v{_esc(result.candidate)} ({_esc(result.candidate_index)}), corpus {_esc(result.corpus)}
 v{result.corpus_version}; {t["sampled"]:,} of {t["total"]:,} queries from {_esc(t["source"])} ({_esc(window)});
-{_esc(at)}</p>
+{_esc(at)}; {_esc(redaction_sentence(t.get("redactions") or {}))}</p>
 <p class="because">{_esc(headline(result))}</p>
 <p class="note">Overlap says what changes, not which is better: the golden set decides that
 (<code>embedops compare</code>, the gate). Read the queries below to see whether the changes are the ones

@@ -22,6 +22,7 @@ from embedops.core.settings import Settings
 if TYPE_CHECKING:
     from embedops.pipelines import BreakerReset, RetrainResult
     from monitoring.job import DriftResult
+    from monitoring.retention import PurgeResult
     from registry.doctor import DoctorReport
 
 
@@ -50,18 +51,22 @@ def drift(
         from embedops.pipelines import reference_window
         from monitoring.config import load_drift_config
         from monitoring.job import run_drift
+        from monitoring.redaction import Redactor
+        from monitoring.retention import home_report_dir
         from monitoring.state import TriggerStore
         from monitoring.windows import read_window
         from registry.ledger import Ledger
 
         cfg = load_drift_config(config)
-        ref = reference_window(name, reference, size=cfg.reference_size, seed=cfg.seed)
+        redactor = Redactor(cfg.redaction)  # both windows alike: a mask on one side only would read as drift
+        ref = reference_window(name, reference, size=cfg.reference_size, seed=cfg.seed, redactor=redactor)
         cur = read_window(
             current,
             start=parse_time(start, "--start"),
             end=parse_time(end, "--end"),
             size=cfg.current_size,
             seed=cfg.seed,
+            redactor=redactor,
         )
         retrain_job = None
         if retrain_config:
@@ -85,9 +90,12 @@ def drift(
             artifact_root=settings.artifact_root,
             retrain=retrain_job,
             force_report=report,
+            report_dir=home_report_dir(settings.home),
         )
 
     def render(result: DriftResult, settings: Settings) -> None:
+        from embedops.core.text import redaction_sentence
+
         signals = result.tokenizer["current"]
         typer.echo(
             f"drift     {result.model} v{result.version}: score (classifier AUC) {result.score:.3f}, "
@@ -111,6 +119,11 @@ def drift(
                 f"retrain   FAILED: {result.retrain_error}\n"
                 "          the window stays open: fix the cause and run the same drift job again"
             )
+        typer.echo(f"privacy   {redaction_sentence(result.window['redactions'])}")
+        if result.retention.get("error"):
+            typer.echo(f"retention FAILED: {result.retention['error']}")
+        elif removed := sum(result.retention.get("removed", {}).values()):
+            typer.echo(f"retention purged {removed} stored traffic items older than {result.retention['days']} days")
         typer.echo(f"run       {result.run_id}" + ("  (Evidently report logged)" if result.report_logged else ""))
 
     run_job(
@@ -182,6 +195,9 @@ def doctor(
         bool, opt("Repair what is safe: fail stale runs, put aliases back where the ledger says.", "--fix")
     ] = False,
     stale_hours: Annotated[float, opt("A run RUNNING longer than this belongs to a job that died.")] = 6.0,
+    retention_days: Annotated[
+        float, opt("Traffic data older than this is reported (your drift config's retention_days).")
+    ] = 30.0,
     actor_name: ActorOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
@@ -190,12 +206,13 @@ def doctor(
     indexes that are unfinished, tampered with or not their version's."""
 
     def job(settings: Settings) -> DoctorReport:
+        from monitoring.retention import retention_findings
         from registry.access import resolve_actor
         from registry.doctor import examine
         from registry.indexes import roots_of
         from registry.ledger import Ledger
 
-        return examine(
+        report = examine(
             Ledger(settings.ledger_url),
             models=model,
             stale_hours=stale_hours,
@@ -203,6 +220,7 @@ def doctor(
             actor=resolve_actor(settings.tracking_uri, actor_name),
             index_roots=roots_of(settings),
         )
+        return report.with_findings(retention_findings(settings.cache_dir, settings.home / "shadow", retention_days))
 
     def render(result: DoctorReport, settings: Settings) -> None:
         for f in result.findings:
@@ -221,3 +239,52 @@ def doctor(
         debug=debug,
         exit_code=lambda r: ExitCode.DONE if r.clean else ExitCode.DOCTOR_PROBLEMS,
     )
+
+
+traffic_app = typer.Typer(no_args_is_help=True, help="Stored live-traffic data: retention.")
+app.add_typer(traffic_app, name="traffic", rich_help_panel="Automation")
+
+
+@traffic_app.command("purge")
+def traffic_purge(
+    older_than: Annotated[str, opt("Purge traffic data older than this: 30d, 12h, 2w.", "--older-than")] = "30d",
+    dry_run: Annotated[bool, opt("Say what would go; remove nothing, record nothing.", "--dry-run")] = False,
+    actor_name: ActorOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Remove cached traffic vectors, drift and shadow runs' traffic artifacts and shadow reports older than
+    the limit (runs, scores and the ledger stay); each purge is recorded in the ledger."""
+    from monitoring.retention import parse_age
+
+    try:
+        days = parse_age(older_than)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--older-than") from None
+
+    def job(settings: Settings) -> PurgeResult:
+        from monitoring.retention import home_report_dir, purge_traffic
+        from registry.access import resolve_actor
+        from registry.ledger import Ledger
+
+        return purge_traffic(
+            days=days,
+            cache_dir=settings.cache_dir,
+            report_dir=home_report_dir(settings.home),
+            ledger=Ledger(settings.ledger_url),
+            actor=resolve_actor(settings.tracking_uri, actor_name),
+            dry_run=dry_run,
+        )
+
+    def render(result: PurgeResult, settings: Settings) -> None:
+        labels = {"cache_entry": "cached traffic vectors", "run_artifacts": "run artifacts", "report_file": "reports"}
+        verb = "would remove" if result.dry_run else "removed"
+        counts = ", ".join(f"{result.removed.get(k, 0)} {label}" for k, label in labels.items())
+        typer.echo(f"{verb}: {counts} ({result.bytes / 1e6:.1f} MB) older than {result.cutoff}")
+        for item in result.items[:20]:
+            typer.echo(f"  {item.kind:14s} {item.oldest[:19]}  {item.ref}")
+        if len(result.items) > 20:
+            typer.echo(f"  ... and {len(result.items) - 20} more (--json lists all)")
+        typer.echo("dry run: nothing removed or recorded" if result.dry_run else "recorded in the ledger")
+
+    run_job(job, render, as_json=as_json, debug=debug, reads_only=dry_run)

@@ -315,6 +315,9 @@ def shadow(
     report_dir: Annotated[
         Path | None, opt("Where the HTML report is written (default: $EMBEDOPS_HOME/shadow).", "--report-dir")
     ] = None,
+    config: Annotated[
+        Path | None, opt("Drift config YAML whose `redaction:` block the queries go through (default: mask all).")
+    ] = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -323,9 +326,11 @@ def shadow(
         raise typer.BadParameter("--sample and -k must be at least 1")
 
     def job(settings: Settings) -> ShadowResult:
+        from monitoring.config import load_drift_config
+        from monitoring.redaction import Redactor
         from monitoring.windows import read_window
         from registry.indexes import roots_of
-        from registry.shadow import MIN_QUERIES, Traffic, run_shadow
+        from registry.shadow import MIN_QUERIES, run_shadow
 
         window = read_window(
             traffic,
@@ -335,11 +340,12 @@ def shadow(
             seed=seed,
             min_texts=MIN_QUERIES,
             purpose="a shadow comparison",
+            redactor=Redactor(load_drift_config(config).redaction),
         )
-        span = window.span
-        live = Traffic(window.texts, window.source, window.digest, window.total, span[0], span[1])
         folder = report_dir or settings.home / "shadow"
-        return run_shadow(roots_of(settings), model, candidate, corpus, live, k=k, report_dir=folder, seed=seed)
+        return run_shadow(
+            roots_of(settings), model, candidate, corpus, window.as_traffic(), k=k, report_dir=folder, seed=seed
+        )
 
     def render(result: ShadowResult, settings: Settings) -> None:
         from registry.shadow_report import headline

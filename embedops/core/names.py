@@ -41,3 +41,10 @@ def parse_version(version: object) -> str:
         shown = str(version).encode("unicode_escape").decode("ascii")[:40]
         raise InvalidNameError(f"version '{shown}' is not a version number (1, 2, ...)")
     return str(int(text))
+
+
+# Run tags that retention reads (monitoring.retention): the oldest query a drift or shadow run's artifacts
+# hold, the local copy of a shadow report, and when a run's traffic artifacts were purged.
+TRAFFIC_OLDEST_TAG = "embedops.traffic_oldest"
+REPORT_FILE_TAG = "embedops.report_file"
+PURGED_TAG = "embedops.purged"

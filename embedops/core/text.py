@@ -30,3 +30,14 @@ def check_text(value: str, *, path: str, row: int | None, field: str, error: typ
     if problem:
         raise error(problem, path=path, row=row, field=field)
     return value
+
+
+def redaction_sentence(found: dict[str, int]) -> str:
+    """ "personal data redacted before use: 3 email, 1 phone in 4 texts (0 dropped)" """
+    kinds = [f"{n} {kind}" for kind, n in found.items() if kind not in ("texts", "dropped") and n]
+    if not kinds:
+        return "no personal data found in the texts (e-mail, phone, card, IBAN, IP and custom patterns)"
+    return (
+        f"personal data redacted before use: {', '.join(kinds)} in {found.get('texts', 0)} texts "
+        f"({found.get('dropped', 0)} dropped)"
+    )

@@ -26,6 +26,9 @@ class ShadowPolicy(BaseModel):
     max_top1_change: float | None = Field(
         None, ge=0, le=1, description="the share of queries whose top result changes may be at most this"
     )
+    drift_config: str | None = Field(
+        None, description="the drift config whose `redaction:` block the queries go through (default: mask all)"
+    )
 
 
 class GatePolicy(BaseModel):
@@ -88,6 +91,6 @@ def load_policy(path: str | Path | None = None, **overrides: object) -> GatePoli
         values = read_yaml_mapping(Path(path))
         resolve_relative_paths(values, ("golden",), path)
         if isinstance(values.get("shadow"), dict):
-            resolve_relative_paths(values["shadow"], ("traffic",), path)
+            resolve_relative_paths(values["shadow"], ("traffic", "drift_config"), path)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return build_config(GatePolicy, values, source=str(path) if path else "defaults", what="gate policy")

@@ -29,6 +29,17 @@ def traffic(path: Path, texts: list[str]) -> Path:
     return path
 
 
+def retrain_config(folder: Path, name: str) -> Path:
+    """A retrain of ``name``: two tiny-model steps on the help-center pairs, a gate any candidate passes."""
+    (folder / "policy.yaml").write_text("min_delta: 0.0\nalpha: null\nguards: {}\nmax_latency_increase: null\n")
+    path = folder / "retrain.yaml"
+    path.write_text(
+        f"model_name: {name}\ntrain: {{data: {HELPCENTER / 'train_pairs.jsonl'}, max_steps: 2, batch_size: 8}}\n"
+        f"golden: {HELPCENTER}\npolicy: policy.yaml\nauto_promote: false\n"
+    )
+    return path
+
+
 def cli(*args: str) -> tuple[int, dict | None, str]:
     result = runner.invoke(app, [*args, "--json"])
     return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else None, result.stderr
@@ -53,11 +64,7 @@ def test_a_drifted_window_retrains_gates_and_records_the_chain(
         "current_size: 300\nreference_size: 450\nreport: never\n"
         "trigger: {min_window: 100, consecutive: 2, high_threshold: 0.6, cooldown_hours: 24}\n"
     )
-    (tmp_path / "policy.yaml").write_text("min_delta: 0.0\nalpha: null\nguards: {}\nmax_latency_increase: null\n")
-    (tmp_path / "retrain.yaml").write_text(
-        f"model_name: {name}\ntrain: {{data: {HELPCENTER / 'train_pairs.jsonl'}, max_steps: 2, batch_size: 8}}\n"
-        f"golden: {HELPCENTER}\npolicy: policy.yaml\nauto_promote: false\n"
-    )
+    retrain_yaml = retrain_config(tmp_path, name)
     args = (
         "drift",
         name,
@@ -68,7 +75,7 @@ def test_a_drifted_window_retrains_gates_and_records_the_chain(
         "--config",
         str(tmp_path / "drift.yaml"),
         "--retrain-config",
-        str(tmp_path / "retrain.yaml"),
+        str(retrain_yaml),
     )
 
     code, result, err = cli(*args)

@@ -75,7 +75,7 @@ PINNED: dict[str, tuple[str, str, set[str]]] = {
         "DriftResult",
         {
             "model", "version", "score", "threshold", "p_value", "ks_dimensions", "drifted", "window", "tokenizer",
-            "trigger", "idempotency_key", "run_id", "report_logged", "retrain", "retrain_error",
+            "trigger", "idempotency_key", "run_id", "report_logged", "retrain", "retrain_error", "retention",
         },
     ),
     "retrain": (
@@ -85,6 +85,11 @@ PINNED: dict[str, tuple[str, str, set[str]]] = {
             "model", "version", "training_run_id", "drift_run_id", "verdict", "decision_run_id", "production",
             "candidate", "metrics",
         },
+    ),
+    "traffic_purge": (
+        "monitoring.retention",
+        "PurgeResult",
+        {"older_than_days", "cutoff", "dry_run", "removed", "bytes", "items", "recorded"},
     ),
     "doctor": ("registry.doctor", "DoctorReport", {"models", "findings", "clean", "fixed", "remaining"}),
     "status": ("embedops.status", "StatusReport", {"store", "chosen_by", "ledger", "models"}),
