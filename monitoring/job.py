@@ -127,12 +127,6 @@ def log_drift_page(page: DriftPage) -> None:
     mlflow.log_text(render_drift_html(page), "drift/drift_report.html")
 
 
-def oldest_traffic(*windows: Window) -> str | None:
-    """The oldest traffic time among the windows (what the run's stored samples are as old as)."""
-    times = [w.oldest for w in windows if w.oldest]
-    return min(times, key=parse_iso) if times else None
-
-
 def idempotency_key(version: str, reference: Window, current: Window, config: DriftConfig) -> str:
     parts = [version, reference.digest, current.digest, config.digest()]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
@@ -226,7 +220,9 @@ def run_drift(
                 "trigger_reason": decision.reason,
                 "embedops.job": "drift",
             }
-            | ({TRAFFIC_OLDEST_TAG: oldest} if (oldest := oldest_traffic(reference, current)) else {})
+            # The page's texts are the current window's: its age is theirs. (A reference of real traffic is a
+            # fixed baseline, often older than the limit; its own cache entry ages by it.)
+            | ({TRAFFIC_OLDEST_TAG: current.oldest} if current.oldest else {})
         )
         report_logged = False
         if force_report or (decision.drifted and config.report == "on_drift") or config.report == "always":

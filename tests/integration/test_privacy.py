@@ -9,6 +9,7 @@ import random
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
@@ -105,6 +106,7 @@ def test_planted_personal_data_reaches_no_file_a_drift_retrain_or_shadow_job_wri
     counts = {kind: 2 for kind in PLANTED} | {"texts": 12, "dropped": 0}
     assert result["window"]["redactions"] == counts
     drift_run = MlflowClient().get_run(result["run_id"])
+    assert Path(urlparse(drift_run.info.artifact_uri).path).is_relative_to(home)  # the artifact store is scanned too
     assert drift_run.data.metrics["redacted_email"] == 2 and drift_run.data.metrics["redacted_employee_id"] == 2
     page = Path(MlflowClient().download_artifacts(result["run_id"], "drift/drift_report.html", str(tmp_path)))
     assert "personal data redacted before use: 2 card, 2 email, 2 employee_id" in page.read_text()
