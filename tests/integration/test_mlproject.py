@@ -82,6 +82,7 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
     )
     mlflow_run("retrain", config=str(tmp_path / "retrain.yaml"))
     mlflow_run("shadow", name=NAME, traffic=str(EXAMPLES / "traffic" / "live"), corpus="hc", sample="200")
+    mlflow_run("traffic_purge", older_than="3650d")
     mlflow_run("promote", name=NAME, policy=str(tmp_path / "policy.yaml"), golden=str(HELPCENTER))  # candidate
     (tmp_path / "tune.yaml").write_text(
         f"train: {{data: {HELPCENTER / 'tune_pairs.jsonl'}, golden: {HELPCENTER}, golden_split: dev, "
@@ -112,6 +113,7 @@ def test_every_entry_point_runs_under_mlflow_run(tmp_path: Path, tiny_model: Pat
                 "drift",
                 "retrain",
                 "shadow",
+                "traffic_purge",
                 "promote",
                 "tune",
             )
