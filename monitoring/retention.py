@@ -16,7 +16,7 @@ import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from embedops.core.names import PURGED_TAG, REPORT_FILE_TAG, TRAFFIC_OLDEST_TAG
 from embedops.core.times import parse_iso
-from registry.ledger import Ledger, hold_schema_lock
+from registry.ledger import Ledger
 
 if TYPE_CHECKING:
     from registry.doctor import Finding
@@ -35,6 +35,11 @@ TRAFFIC_ARTIFACTS: dict[str, tuple[str, ...]] = {
     "shadow": ("shadow_queries.parquet", "shadow_report.html", "shadow_summary.json"),
 }
 Kind = Literal["cache_entry", "run_artifacts", "report_file"]
+KIND_LABELS: dict[str, str] = {
+    "cache_entry": "cached traffic vectors",
+    "run_artifacts": "run artifacts",
+    "report_file": "report files",
+}
 
 metadata = sa.MetaData()
 purges = sa.Table(
@@ -177,9 +182,7 @@ class PurgeLog:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        with ledger.engine.begin() as conn:
-            hold_schema_lock(conn)
-            metadata.create_all(conn)
+        ledger.create_tables(metadata)
 
     def record(self, *, actor: str, trigger: str, result: PurgeResult) -> None:
         with self.ledger.engine.begin() as conn:
@@ -263,7 +266,7 @@ def purge_traffic(
         client.set_tag(run.info.run_id, PURGED_TAG, f"{stamp} (older than {days:g} days)")
     if items or record_empty:
         PurgeLog(ledger).record(actor=actor, trigger=trigger, result=result)
-        return PurgeResult(**{**result.__dict__, "recorded": True})
+        return replace(result, recorded=True)
     return result
 
 
@@ -275,9 +278,8 @@ def retention_findings(cache_dir: Path | None, report_dir: Path | None, days: fl
 
     cutoff = cutoff_of(dt.datetime.now(dt.UTC), days)
     items, _ = find_expired(cache_dir=cache_dir, report_dir=report_dir, client=MlflowClient(), cutoff=cutoff)
-    what = {"cache_entry": "cached traffic vectors", "run_artifacts": "run artifacts", "report_file": "report files"}
     findings = []
-    for kind, label in what.items():
+    for kind, label in KIND_LABELS.items():
         mine = [i for i in items if i.kind == kind]
         if mine:
             oldest = min(i.oldest for i in mine)
@@ -291,8 +293,3 @@ def retention_findings(cache_dir: Path | None, report_dir: Path | None, days: fl
                 )
             )
     return findings
-
-
-def home_report_dir(home: Path) -> Path:
-    """Where ``embedops shadow`` writes its reports by default."""
-    return home / "shadow"

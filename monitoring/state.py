@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from embedops.core.times import parse_iso
 from monitoring.trigger import TriggerDecision, TriggerPolicy, TriggerState, decide_trigger
-from registry.ledger import Ledger, format_ts, hold_schema_lock
+from registry.ledger import Ledger, format_ts
 
 metadata = sa.MetaData()
 windows = sa.Table(
@@ -41,9 +41,7 @@ retrains = sa.Table(
 class TriggerStore:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        with ledger.engine.begin() as conn:
-            hold_schema_lock(conn)
-            metadata.create_all(conn)
+        ledger.create_tables(metadata)
 
     def _row(self, conn: sa.Connection, model: str) -> dict:
         row = conn.execute(sa.select(retrains).where(retrains.c.model == model)).mappings().first()

@@ -11,13 +11,16 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embedops.core.errors import DataError
 from embedops.core.files import read_jsonl
 from embedops.core.text import check_text
 from embedops.core.times import parse_iso
 from monitoring.redaction import Redactor
-from registry.shadow import Traffic
+
+if TYPE_CHECKING:
+    from registry.shadow import Traffic
 
 # The fewest texts a window may hold for a drift score to mean anything: the domain classifier is
 # scored on a random half of the pooled texts, and with a one-text window that half lacked it in every
@@ -53,6 +56,8 @@ class Window:
 
     def as_traffic(self) -> Traffic:
         """The window as the queries of a shadow comparison."""
+        from registry.shadow import Traffic  # not at import: it loads the search stack (torch, LanceDB)
+
         return Traffic(self.texts, self.source, self.digest, self.total, *self.span, redactions=self.redactions)
 
 

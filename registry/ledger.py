@@ -139,6 +139,13 @@ class Ledger:
             for statement in APPEND_ONLY_SQLITE if self.dialect == "sqlite" else APPEND_ONLY_POSTGRES:
                 conn.exec_driver_sql(statement)
 
+    def create_tables(self, tables: sa.MetaData) -> None:
+        """Create another layer's tables in this database (the trigger's state, the purge records), under
+        the same schema lock, so concurrent first runs never race to create them."""
+        with self.engine.begin() as conn:
+            hold_schema_lock(conn)
+            tables.create_all(conn)
+
     def now_sql(self) -> sa.ColumnElement[str]:
         """The database clock as an ISO-8601 UTC string expression (one clock for every worker)."""
         if self.dialect == "sqlite":

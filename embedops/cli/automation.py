@@ -52,7 +52,6 @@ def drift(
         from monitoring.config import load_drift_config
         from monitoring.job import run_drift
         from monitoring.redaction import Redactor
-        from monitoring.retention import home_report_dir
         from monitoring.state import TriggerStore
         from monitoring.windows import read_window
         from registry.ledger import Ledger
@@ -90,7 +89,7 @@ def drift(
             artifact_root=settings.artifact_root,
             retrain=retrain_job,
             force_report=report,
-            report_dir=home_report_dir(settings.home),
+            report_dir=settings.shadow_report_dir,
         )
 
     def render(result: DriftResult, settings: Settings) -> None:
@@ -220,7 +219,7 @@ def doctor(
             actor=resolve_actor(settings.tracking_uri, actor_name),
             index_roots=roots_of(settings),
         )
-        return report.with_findings(retention_findings(settings.cache_dir, settings.home / "shadow", retention_days))
+        return report.with_findings(retention_findings(settings.cache_dir, settings.shadow_report_dir, retention_days))
 
     def render(result: DoctorReport, settings: Settings) -> None:
         for f in result.findings:
@@ -263,23 +262,24 @@ def traffic_purge(
         raise typer.BadParameter(str(exc), param_hint="--older-than") from None
 
     def job(settings: Settings) -> PurgeResult:
-        from monitoring.retention import home_report_dir, purge_traffic
+        from monitoring.retention import purge_traffic
         from registry.access import resolve_actor
         from registry.ledger import Ledger
 
         return purge_traffic(
             days=days,
             cache_dir=settings.cache_dir,
-            report_dir=home_report_dir(settings.home),
+            report_dir=settings.shadow_report_dir,
             ledger=Ledger(settings.ledger_url),
             actor=resolve_actor(settings.tracking_uri, actor_name),
             dry_run=dry_run,
         )
 
     def render(result: PurgeResult, settings: Settings) -> None:
-        labels = {"cache_entry": "cached traffic vectors", "run_artifacts": "run artifacts", "report_file": "reports"}
+        from monitoring.retention import KIND_LABELS
+
         verb = "would remove" if result.dry_run else "removed"
-        counts = ", ".join(f"{result.removed.get(k, 0)} {label}" for k, label in labels.items())
+        counts = ", ".join(f"{result.removed.get(k, 0)} {label}" for k, label in KIND_LABELS.items())
         typer.echo(f"{verb}: {counts} ({result.bytes / 1e6:.1f} MB) older than {result.cutoff}")
         for item in result.items[:20]:
             typer.echo(f"  {item.kind:14s} {item.oldest[:19]}  {item.ref}")

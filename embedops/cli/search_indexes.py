@@ -342,7 +342,7 @@ def shadow(
             purpose="a shadow comparison",
             redactor=Redactor(load_drift_config(config).redaction),
         )
-        folder = report_dir or settings.home / "shadow"
+        folder = report_dir or settings.shadow_report_dir
         return run_shadow(
             roots_of(settings), model, candidate, corpus, window.as_traffic(), k=k, report_dir=folder, seed=seed
         )

@@ -38,6 +38,11 @@ class Settings:
         return self.home / "cache" / "embeddings"
 
     @property
+    def shadow_report_dir(self) -> Path:
+        """Where ``embedops shadow`` writes its HTML reports unless told otherwise (retention purges it too)."""
+        return self.home / "shadow"
+
+    @property
     def index_root(self) -> Path:
         """The vector store of every index: ``EMBEDOPS_INDEX_DIR``, else ``indexes/`` in the home."""
         configured = os.environ.get("EMBEDOPS_INDEX_DIR")

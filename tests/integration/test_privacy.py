@@ -16,6 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from embedops.core.names import PURGED_TAG
+from embedops.core.settings import Settings
 from monitoring.retention import PurgeLog
 from registry.ledger import Ledger
 from tests.conftest import HELPCENTER, read_jsonl, write_jsonl
@@ -57,17 +58,23 @@ def leaks(root: Path) -> list[str]:
     return found
 
 
+def own_home(folder: Path, monkeypatch: pytest.MonkeyPatch, *, embedded: bool) -> Settings:
+    """A home of the test's own (its cache and reports); ``embedded``: its own MLflow store there too."""
+    from embedops.core.settings import configure
+
+    monkeypatch.setenv("EMBEDOPS_HOME", str(folder))
+    if embedded:
+        for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+            monkeypatch.delenv(variable, raising=False)
+    return configure()
+
+
 @pytest.fixture
 def home(store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An embedded store of this test's own: everything a job writes is under one folder to scan."""
     from embedops.core.settings import configure
 
-    folder = tmp_path / "home"
-    monkeypatch.setenv("EMBEDOPS_HOME", str(folder))
-    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.delenv(variable, raising=False)
-    configure()
-    yield folder
+    yield own_home(tmp_path / "home", monkeypatch, embedded=True).home
     monkeypatch.undo()
     configure()  # back to the session's store
 
@@ -138,13 +145,7 @@ def test_purge_removes_traffic_past_retention_records_it_and_drift_still_works(
 ) -> None:
     """On both stacks (the server's artifacts are deleted through its artifact API). The server's store is
     shared with other tests, so what a purge finds of their runs is left out of the counts checked here."""
-    from embedops.core.settings import configure
-
-    monkeypatch.setenv("EMBEDOPS_HOME", str(tmp_path / "home"))  # this test's cache and reports
-    if stack.name == "embedded":  # and its own store, rather than the session's
-        for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-            monkeypatch.delenv(variable, raising=False)
-    settings = configure()
+    settings = own_home(tmp_path / "home", monkeypatch, embedded=stack.name == "embedded")
     name = unique_name
     assert cli("register", str(tiny_model), "--name", name)[0] == 0
     code, _, err = cli("promote", name, "--version", "1", "--initial")

@@ -7,6 +7,7 @@ match would pass.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import string
@@ -21,6 +22,7 @@ from stdnum import iban, luhn
 from embedops.core.errors import ConfigError, DataError
 from monitoring.config import DriftConfig, load_drift_config
 from monitoring.redaction import KEY_ENV, RedactionConfig, Redactor
+from monitoring.retention import cutoff_of, parse_age, past_retention
 from monitoring.windows import read_window
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -205,3 +207,25 @@ def test_a_window_is_redacted_before_its_digest_and_counts_what_it_found(tmp_pat
     assert len(dropped.texts) == 12 and dropped.redactions["dropped"] == 1 and dropped.digest != window.digest
     with pytest.raises(DataError, match=r"has 1 texts \(12 left out for personal data\), fewer than the 10"):
         read_window(path, redactor=Redactor(RedactionConfig(email="drop")))
+
+
+def test_ages_and_the_retention_cutoff_hand_checked() -> None:
+    assert (parse_age("30d"), parse_age("12h"), parse_age("2w"), parse_age("1.5")) == (30.0, 0.5, 14.0, 1.5)
+    for bad in ("yesterday", "0d", "-3d", "d"):
+        with pytest.raises(ValueError, match=r"not an age|more than zero"):
+            parse_age(bad)
+    now = dt.datetime(2026, 12, 4, 12, tzinfo=dt.UTC)
+    cutoff = cutoff_of(now, 30)
+    assert cutoff == dt.datetime(2026, 11, 4, 12, tzinfo=dt.UTC)
+    # exactly 30 days old is kept; a second older is past
+    assert not past_retention(cutoff, cutoff) and past_retention(cutoff - dt.timedelta(seconds=1), cutoff)
+
+
+def test_a_bad_age_is_a_usage_error_before_the_store_opens() -> None:
+    from typer.testing import CliRunner
+
+    from embedops.cli import app
+
+    result = CliRunner().invoke(app, ["traffic", "purge", "--older-than", "last month"])
+    shown = " ".join(result.stderr.replace("│", " ").split())  # the usage box wraps lines
+    assert result.exit_code == 2 and "'last month' is not an age: write 30d, 12h or 2w" in shown
