@@ -21,11 +21,13 @@ ROUNDS = 3
 CHUNK = "16"
 
 
-def manifest_chunks(path: Path) -> int:
+def manifest_progress(path: Path) -> tuple[int, int]:
+    """(attempts, chunks_done) as the manifest records them; (0, 0) before the first write."""
     try:
-        return int(json.loads(path.read_text())["chunks_done"])
+        state = json.loads(path.read_text())
+        return int(state["attempts"]), int(state["chunks_done"])
     except (OSError, ValueError, KeyError):
-        return 0
+        return 0, 0
 
 
 def vectors_by_id(index_dir: Path, index_id: str) -> dict[str, np.ndarray]:
@@ -57,10 +59,12 @@ def test_a_build_killed_at_random_points_resumes_to_the_same_index(
 
     rng = random.Random(int(os.environ.get("EMBEDOPS_KILL_SEED", "11")))
     targets = sorted(rng.sample(range(2, chunks - 2), ROUNDS))
-    for target in targets:
+    for attempt, target in enumerate(targets, start=1):
         job = start_embedops(*build, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 300
-        while manifest_chunks(manifest) < target and job.poll() is None:
+        # The previous round may have committed past this target already: waiting for this job's own
+        # attempt in the manifest keeps the kill from landing before the job has begun its build.
+        while manifest_progress(manifest) < (attempt, target) and job.poll() is None:
             assert time.monotonic() < deadline, "the build never reached its kill point"
             time.sleep(0.005)
         time.sleep(rng.uniform(0, 0.03))  # sometimes between a chunk's commit and the manifest's record of it
@@ -68,7 +72,7 @@ def test_a_build_killed_at_random_points_resumes_to_the_same_index(
         job.wait(timeout=60)
         assert job.returncode == -signal.SIGKILL, "the build finished before it could be killed"
         state = json.loads(manifest.read_text())
-        assert state["state"] == "building" and state["chunks_done"] >= target
+        assert (state["state"], state["attempts"]) == ("building", attempt) and state["chunks_done"] >= target
 
     done = run_embedops(*build, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
