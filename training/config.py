@@ -12,9 +12,9 @@ from embedops.core.names import validate_name
 from evaluation.golden import DEFAULT_SPLIT
 from evaluation.precision import Precision
 
-LossName = Literal["contrastive", "cached_contrastive", "triplet"]
+LossName = Literal["contrastive", "cached_contrastive", "gist", "triplet"]
 # Fields holding paths: relative values in a YAML file are read relative to that file.
-PATH_FIELDS = ("base_model", "data", "golden")
+PATH_FIELDS = ("base_model", "data", "golden", "negatives_corpus", "guide_model")
 # Above this, without max_steps, a typo (`--epochs 1e9`) starts a run of billions of steps; a real long
 # run says how long with max_steps, which then decides.
 MAX_EPOCHS = 100
@@ -38,15 +38,30 @@ class TrainConfig(BaseModel):
     golden_split: str = DEFAULT_SPLIT
 
     loss: LossName = "contrastive"
-    scale: float = Field(20.0, gt=0, description="contrastive: similarity scale (inverse temperature)")
+    scale: float = Field(
+        20.0, gt=0, description="contrastive, gist: similarity scale (inverse temperature; gist: 1/temperature)"
+    )
     mini_batch_size: int = Field(32, gt=0, description="cached_contrastive: chunk size for the cache")
     margin: float = Field(0.25, gt=0, description="triplet: margin between positive and negative distance")
     distance: Literal["cosine", "euclidean"] = "cosine"
+    guide_model: str | None = Field(
+        None, description="gist: the model that flags in-batch false negatives (default: the base model)"
+    )
 
-    hard_negatives: bool = Field(False, description="mine one hard negative per pair with the base model")
-    num_negatives: int = Field(1, ge=1, le=10)
-    negatives_range_min: int = Field(
-        2, ge=0, description="skip the top N candidates when mining (they are often unlabeled positives)"
+    hard_negatives: bool = Field(False, description="mine hard negatives for each pair with the base model")
+    num_negatives: int = Field(1, ge=1, le=10, description="hard negatives per pair")
+    negatives_margin: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="skip candidates scoring within this fraction of the positive's score (likely unlabeled "
+        "positives); 0 turns the guard off",
+    )
+    negatives_range_min: int = Field(0, ge=0, description="also skip the top N candidates when mining")
+    negatives_corpus: str | None = Field(
+        None,
+        description="BEIR folder or corpus.jsonl to mine from (default: the BEIR folder's corpus when data "
+        "is one, else the training positives)",
     )
 
     epochs: float = Field(1.0, gt=0)

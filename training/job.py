@@ -19,6 +19,7 @@ from typing import Any
 
 from embedops.core.errors import ConfigError
 from embedops.core.runs import ensure_experiment, tracked_run
+from evaluation.cache import weights_digest
 from evaluation.evaluator import evaluate
 from evaluation.golden import load_golden_set
 from evaluation.models import (
@@ -33,6 +34,7 @@ from training import tracking
 from training.config import TrainConfig
 from training.data import TrainingData, load_training_data
 from training.losses import build_loss
+from training.negatives import MiningStats, mine_negatives
 from training.trainer import fit
 
 log = logging.getLogger(__name__)
@@ -89,11 +91,13 @@ def run_training(
     notify: Callable[[str], None] = say,
     run_id: str | None = None,
     callbacks: list[Any] | None = None,
+    negatives_cache: Path | None = None,
 ) -> TrainResult:
     """Run one fine-tune end to end. ``evaluate_base`` also scores the base model on the golden set.
 
     ``run_id`` continues a run created by the caller (a tuning trial nested under its study);
-    ``callbacks`` are extra trainer callbacks (a trial's pruning check).
+    ``callbacks`` are extra trainer callbacks (a trial's pruning check); ``negatives_cache`` is the
+    folder where mined hard negatives are kept between runs.
     """
     with tempfile.TemporaryDirectory(prefix="embedops-base-") as download:
         return _run_training(
@@ -105,6 +109,7 @@ def run_training(
             notify=notify,
             run_id=run_id,
             callbacks=callbacks or [],
+            negatives_cache=negatives_cache,
         )
 
 
@@ -118,6 +123,7 @@ def _run_training(
     notify: Callable[[str], None],
     run_id: str | None,
     callbacks: list[Any],
+    negatives_cache: Path | None,
 ) -> TrainResult:
     import mlflow
 
@@ -139,7 +145,7 @@ def _run_training(
 
     if not is_main_process():
         # Data-parallel under torchrun: every rank trains, only rank 0 logs, scores and registers.
-        return _train_as_worker(cfg, data, base_folder, progress=progress, start=start)
+        return _train_as_worker(cfg, data, base_folder, download_dir, progress=progress, start=start)
 
     experiment_id = ensure_experiment(cfg.experiment, artifact_root) if run_id is None else None
     # Under `mlflow run`, MLFLOW_RUN_ID names the run to use and start_run adopts it.
@@ -153,8 +159,17 @@ def _run_training(
             base_metrics = evaluate(model, golden, progress=progress).metrics
             mlflow.log_metrics({f"base_{k}": v for k, v in base_metrics.items()})
 
-        dataset = mine_negatives(model, data, cfg, progress) if cfg.hard_negatives else data.to_dataset()
-        loss = build_loss(model, cfg)
+        negatives: MiningStats | None = None
+        if cfg.hard_negatives:
+            notify("mining hard negatives with the base model")
+            dataset, negatives = mine_negatives(
+                model, weights_digest(base_folder), data, cfg, cache_dir=negatives_cache, progress=progress
+            )
+            mlflow.log_metrics(negatives.metrics())
+            notify(describe_mining(negatives, cfg))
+        else:
+            dataset = data.to_dataset()
+        loss = build_loss(model, cfg, guide_model(cfg, base_folder, download_dir / "guide"))
         notify(
             f"training: loss {cfg.loss}, {len(dataset)} rows, batch {cfg.batch_size}, "
             f"{cfg.max_steps or cfg.epochs} {'steps' if cfg.max_steps else 'epochs'}"
@@ -207,6 +222,7 @@ def _run_training(
             "digest": data.digest,
             "dropped_empty": data.dropped_empty,
             "dropped_duplicates": data.dropped_duplicates,
+            "negatives": asdict(negatives) if negatives else None,
         },
         golden_digest=golden.digest if golden else None,
         seconds=time.perf_counter() - start,
@@ -221,13 +237,16 @@ def is_main_process() -> bool:
 
 
 def _train_as_worker(
-    cfg: TrainConfig, data: TrainingData, base_folder: Path, *, progress: bool, start: float
+    cfg: TrainConfig, data: TrainingData, base_folder: Path, download_dir: Path, *, progress: bool, start: float
 ) -> TrainResult:
     """A non-zero rank's share of a data-parallel run: the same model, data and loss; no MLflow."""
     model = load_sentence_transformer(base_folder, max_seq_length=cfg.max_seq_length)
-    dataset = mine_negatives(model, data, cfg, progress) if cfg.hard_negatives else data.to_dataset()
+    dataset = (
+        mine_negatives(model, weights_digest(base_folder), data, cfg)[0] if cfg.hard_negatives else data.to_dataset()
+    )
+    guide = guide_model(cfg, base_folder, download_dir / "guide")
     with tempfile.TemporaryDirectory() as tmp:
-        stats = fit(model, dataset, build_loss(model, cfg), cfg, output_dir=tmp, progress=False)
+        stats = fit(model, dataset, build_loss(model, cfg, guide), cfg, output_dir=tmp, progress=False)
     return TrainResult(
         run_id="",
         experiment_id="",
@@ -253,19 +272,23 @@ def check_loss_fits_data(cfg: TrainConfig, data: TrainingData) -> None:
         )
 
 
-def mine_negatives(model: Any, data: TrainingData, cfg: TrainConfig, progress: bool) -> Any:
-    """Hard negatives from the base model: near misses among the other positives."""
-    from sentence_transformers import mine_hard_negatives
+def guide_model(cfg: TrainConfig, base_folder: Path, download_dir: Path) -> Any:
+    """gist's guide: ``guide_model`` if set, else a frozen second copy of the base model; None for other losses."""
+    if cfg.loss != "gist":
+        return None
+    folder = resolve_base_model(cfg.guide_model, download_dir)[0] if cfg.guide_model else base_folder
+    guide = load_sentence_transformer(folder, max_seq_length=cfg.max_seq_length)
+    guide.requires_grad_(False)
+    return guide
 
-    return mine_hard_negatives(
-        data.to_dataset(),
-        model,
-        anchor_column_name="anchor",
-        positive_column_name="positive",
-        range_min=cfg.negatives_range_min,
-        num_negatives=cfg.num_negatives,
-        sampling_strategy="top",
-        output_format="triplet",
-        batch_size=cfg.batch_size,
-        verbose=progress,
+
+def describe_mining(stats: MiningStats, cfg: TrainConfig) -> str:
+    source = "cache" if stats.cached else f"{stats.seconds:.0f} s over {stats.corpus} documents"
+    short = (
+        f", {stats.short_pairs} pairs without enough candidates past the margin dropped" if stats.short_pairs else ""
+    )
+    return (
+        f"hard negatives ({source}): {stats.negatives} for {stats.pairs} pairs, mean score "
+        f"{stats.negative_score_mean:.3f} vs positives {stats.positive_score_mean:.3f}, hardest at "
+        f"{stats.score_ratio_max:.2f} of its positive (margin {cfg.negatives_margin}){short}"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from embedops.core.errors import ConfigError, EmbedopsError
 from embedops.core.runs import ensure_experiment
 from training.config import TrainConfig
-from training.tune_config import ParamSpec, TuneConfig
+from training.tune_config import MINING_PARAMS, ParamSpec, TuneConfig
 
 if TYPE_CHECKING:
     import optuna
@@ -39,6 +40,7 @@ class StudyResult:
     best_run_id: str | None
     version: str | None  # registered as candidate, or None with --no-register
     seconds: float
+    cpu_seconds: float = 0.0  # this worker's CPU time (every thread, and child processes), not the wall time
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,9 +51,13 @@ def default_storage_url(home: Path) -> str:
     return f"sqlite:///{home / 'optuna.db'}"
 
 
-def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
+def suggest(trial: optuna.Trial, space: dict[str, ParamSpec], base: TrainConfig) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    for name, spec in space.items():
+    # hard_negatives first: the mining settings are suggested only for trials that mine.
+    for name in sorted(space, key=lambda n: n != "hard_negatives"):
+        spec = space[name]
+        if name in MINING_PARAMS and not params.get("hard_negatives", base.hard_negatives):
+            continue
         # ParamSpec's validator: a categorical parameter has choices, an int or float one both bounds.
         if spec.type == "categorical":
             assert spec.choices is not None
@@ -125,21 +131,22 @@ def pruning_callback(trial: optuna.Trial, golden: Any, metric: str, every_steps:
     from evaluation.evaluator import evaluate
 
     class ReportToOptuna(TrainerCallback):
-        def _report(self, state: Any, model: Any) -> None:
+        def _report(self, state: Any, model: Any, step: int) -> None:
             value = evaluate(model, golden, progress=False).metrics[metric]
             mlflow.MlflowClient().log_metric(run_id, f"dev_{metric}", value, step=state.global_step)
-            trial.report(value, step=state.global_step)
+            trial.report(value, step=step)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"{metric} {value:.4f} at step {state.global_step}")
+                raise optuna.TrialPruned(f"{metric} {value:.4f} at step {step}")
 
         def on_epoch_end(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
-            # The last epoch is scored by the job itself: that value is the trial's result.
+            # The last epoch is scored by the job itself: that value is the trial's result. The pruner
+            # compares trials at the same epoch: their batch sizes, and so their step counts, differ.
             if every_steps is None and state.global_step < state.max_steps:
-                self._report(state, model)
+                self._report(state, model, step=round(state.epoch))
 
         def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **_: Any) -> None:
             if every_steps and state.global_step % every_steps == 0 and state.global_step < state.max_steps:
-                self._report(state, model)
+                self._report(state, model, step=state.global_step)
 
     return ReportToOptuna()
 
@@ -154,6 +161,7 @@ def run_study(
     actor: str = "embedops-tune",
     progress: bool = False,
     notify: Callable[[str], None] = print,
+    negatives_cache: Path | None = None,
 ) -> StudyResult:
     """Run ``cfg.n_trials`` trials of the study in this process; register the study's best model.
 
@@ -188,11 +196,14 @@ def run_study(
             sampler=build_sampler(cfg),
             pruner=build_pruner(cfg),
         )
+        if cfg.enqueue and not study.get_trials(deepcopy=False):
+            for params in cfg.enqueue:
+                study.enqueue_trial(params)
         parent = study_parent_run(study, client, experiment_id, cfg)
     metric = cfg.objective.metric
 
     def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial, cfg.search_space)
+        params = suggest(trial, cfg.search_space, base)
         run = client.create_run(
             experiment_id,
             run_name=f"{name}-trial-{trial.number}",
@@ -216,6 +227,7 @@ def run_study(
                 progress=progress,
                 notify=lambda _: None,
                 run_id=run.info.run_id,
+                negatives_cache=negatives_cache,
                 callbacks=[pruning_callback(trial, golden, metric, cfg.report_every_steps, run.info.run_id)],
             )
         except optuna.TrialPruned:
@@ -239,11 +251,25 @@ def run_study(
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
         notify(f"trial {trial.number:3d}  {trial.state.name.lower():8s}  {metric} {value}  [{params}]  best {best}")
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     study.optimize(objective, n_trials=cfg.n_trials, timeout=cfg.timeout, callbacks=[say_trial], catch=(EmbedopsError,))
     return finish_study(
-        study, client, parent, cfg, register=register, ledger=ledger, actor=actor, seconds=time.perf_counter() - started
+        study,
+        client,
+        parent,
+        cfg,
+        register=register,
+        ledger=ledger,
+        actor=actor,
+        seconds=time.perf_counter() - started,
+        cpu=cpu_seconds() - cpu_started,
     )
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads: torch's too) and of the children it waited for."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def study_parent_run(study: optuna.Study, client: Any, experiment_id: str, cfg: TuneConfig) -> str:
@@ -279,6 +305,7 @@ def finish_study(
     ledger: Any,
     actor: str,
     seconds: float,
+    cpu: float = 0.0,
 ) -> StudyResult:
     from optuna.trial import TrialState
 
@@ -295,6 +322,9 @@ def finish_study(
     for key, value in best.params.items():
         client.set_tag(parent, f"best.{key}", str(value))
     client.set_tag(parent, "best_trial", str(best.number))
+    # Each worker logs its own share; several workers on one study add up in the run's metric history.
+    client.log_metric(parent, "worker_seconds", seconds)
+    client.log_metric(parent, "worker_cpu_seconds", cpu)
     version = register_best(best, client, cfg, ledger=ledger, actor=actor) if register else None
     client.set_terminated(parent, "FINISHED")
     return StudyResult(
@@ -307,6 +337,7 @@ def finish_study(
         best_run_id=best.user_attrs.get("mlflow_run_id"),
         version=version,
         seconds=seconds,
+        cpu_seconds=cpu,
     )
 
 

@@ -32,6 +32,7 @@ TUNABLE = (
     "loss",
     "hard_negatives",
     "num_negatives",
+    "negatives_margin",
     "mini_batch_size",
     "distance",
 )
@@ -105,12 +106,22 @@ class PrunerSpec(BaseModel):
         return self
 
 
+# The levers that matter on small supervised sets (issue 20): more than one epoch, mined hard negatives
+# with their count and false-negative margin, and a guided loss; then the usual optimizer settings.
 DEFAULT_SPACE = {
+    "epochs": ParamSpec(type="int", low=1, high=4),
+    "hard_negatives": ParamSpec(type="categorical", choices=[True, False]),
+    "num_negatives": ParamSpec(type="int", low=1, high=3),
+    "negatives_margin": ParamSpec(type="float", low=0.0, high=0.1),
+    "loss": ParamSpec(type="categorical", choices=["contrastive", "gist"]),
     "learning_rate": ParamSpec(type="float", low=1e-5, high=1e-4, log=True),
     "batch_size": ParamSpec(type="categorical", choices=[16, 32, 64]),
     "scale": ParamSpec(type="float", low=10.0, high=40.0),
     "warmup_ratio": ParamSpec(type="float", low=0.0, high=0.2),
 }
+# Settings that only mean something when a trial mines hard negatives: suggested only then, so the
+# sampler does not learn from values that changed nothing.
+MINING_PARAMS = ("num_negatives", "negatives_margin")
 
 
 class TuneConfig(BaseModel):
@@ -126,6 +137,10 @@ class TuneConfig(BaseModel):
     report_every_steps: int | None = Field(
         None, gt=0, description="report the objective to the pruner every N steps (default: every epoch)"
     )
+    enqueue: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="trials a new study runs first, before the sampler's own: e.g. a recipe you already trust",
+    )
     study: str | None = Field(None, description="study name (default: <model name>-tune)")
     n_trials: int = Field(6, ge=1, description="trials this process runs (workers on one study add up)")
     timeout: float | None = Field(None, gt=0, description="stop starting trials after this many seconds")
@@ -138,6 +153,10 @@ class TuneConfig(BaseModel):
             raise ValueError(f"cannot tune {unknown}: tunable settings are {', '.join(TUNABLE)}")
         if self.sampler.type == "grid" and any(p.type != "categorical" for p in self.search_space.values()):
             raise ValueError("the grid sampler needs every parameter categorical (list the values to try)")
+        for n, params in enumerate(self.enqueue):
+            outside = sorted(set(params) - set(self.search_space))
+            if outside:
+                raise ValueError(f"enqueue[{n}] sets {outside}, which the search space does not vary")
         epochs = self.search_space.get("epochs")
         if epochs and self.train.get("max_steps") is None and "max_steps" not in self.search_space:
             # Checked here, not when a trial builds its config: a study must fail before its first trial.

@@ -80,7 +80,12 @@ def train(
         )
         if cfg.register_version is not False:
             require_can_register(settings.tracking_uri, cfg.model_name)
-        return run_training(cfg, artifact_root=settings.artifact_root, evaluate_base=evaluate_base)
+        return run_training(
+            cfg,
+            artifact_root=settings.artifact_root,
+            evaluate_base=evaluate_base,
+            negatives_cache=settings.negatives_cache_dir,
+        )
 
     run_job(job, render_training, as_json=as_json, debug=debug)
 
@@ -143,6 +148,7 @@ def tune(
             ledger=Ledger(settings.ledger_url),
             actor=acting,
             notify=lambda line: typer.echo(line, err=as_json),
+            negatives_cache=settings.negatives_cache_dir,
         )
 
     def render(result: StudyResult, settings: Settings) -> None:
@@ -152,6 +158,7 @@ def tune(
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items()
         )
         typer.echo(f"best      trial {result.best_trial}: {result.best_value:.4f} with {params}")
+        typer.echo(f"time      {result.seconds / 60:.1f} min wall, {result.cpu_seconds / 60:.1f} min CPU (this worker)")
         if result.version:
             typer.echo(f"model     version {result.version} (alias candidate; the gate decides on production)")
         typer.echo(f"browse    {settings.ui_command()}")

@@ -38,6 +38,11 @@ class Settings:
         return self.home / "cache" / "embeddings"
 
     @property
+    def negatives_cache_dir(self) -> Path:
+        """Mined hard negatives, keyed by model, data, corpus and settings (a study mines once)."""
+        return self.home / "cache" / "negatives"
+
+    @property
     def shadow_report_dir(self) -> Path:
         """Where ``embedops shadow`` writes its HTML reports unless told otherwise (retention purges it too)."""
         return self.home / "shadow"

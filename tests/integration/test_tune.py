@@ -19,6 +19,18 @@ from training.tune_config import load_tune_config
 pytestmark = [pytest.mark.slow]
 
 
+def tiny_training(tiny_model: Path, pairs_file: Path, name: str) -> dict:
+    """The training settings every trial here starts from: the tiny model, scored on the help center's dev split."""
+    return {
+        "data": str(pairs_file),
+        "golden": str(HELPCENTER),
+        "golden_split": "dev",
+        "base_model": str(tiny_model),
+        "batch_size": 8,
+        "model_name": name,
+    }
+
+
 def test_a_study_nests_its_trials_prunes_and_registers_the_best(
     stack, tiny_model: Path, pairs_file: Path, unique_name: str
 ) -> None:
@@ -26,14 +38,7 @@ def test_a_study_nests_its_trials_prunes_and_registers_the_best(
     # (a random tiny model never reaches nDCG 1.0); one-epoch trials have nothing to report early.
     cfg = load_tune_config(
         None,
-        {
-            "data": str(pairs_file),
-            "golden": str(HELPCENTER),
-            "golden_split": "dev",
-            "base_model": str(tiny_model),
-            "batch_size": 8,
-            "model_name": unique_name,
-        },
+        tiny_training(tiny_model, pairs_file, unique_name),
         search_space={
             "epochs": {"type": "categorical", "choices": [1, 2]},
             "learning_rate": {"type": "categorical", "choices": [1e-5, 1e-3]},
@@ -58,6 +63,8 @@ def test_a_study_nests_its_trials_prunes_and_registers_the_best(
     study = optuna.load_study(study_name=unique_name, storage=stack.optuna_url)
     states = {t.number: (t.params["epochs"], t.state.name) for t in study.trials}
     assert all(state == ("PRUNED" if epochs == 2 else "COMPLETE") for epochs, state in states.values())
+    # The pruner compares trials epoch by epoch (batch sizes, and so step counts, differ between trials).
+    assert all(t.intermediate_values.keys() == {1} for t in study.trials if t.state.name == "PRUNED")
 
     client = MlflowClient()
     parent = client.get_run(result.parent_run_id)
@@ -133,3 +140,39 @@ def test_two_workers_share_one_study_without_repeating_a_trial(
     again = run_embedops("tune", "--config", str(config), "--json", env=env)
     assert again.returncode == 0, again.stderr[-2000:]
     assert sorted(t.number for t in optuna.load_study(study_name=unique_name, storage=storage).trials) == list(range(7))
+
+
+def test_enqueued_trials_run_first_and_the_study_reports_its_cpu_time(
+    store, tiny_model: Path, pairs_file: Path, tmp_path: Path, unique_name: str
+) -> None:
+    recipe = {"learning_rate": 3e-5, "hard_negatives": True, "num_negatives": 2, "negatives_margin": 0.0}
+    cfg = load_tune_config(
+        None,
+        tiny_training(tiny_model, pairs_file, unique_name) | {"max_steps": 2},
+        search_space={
+            "learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True},
+            "hard_negatives": {"type": "categorical", "choices": [True, False]},
+            "num_negatives": {"type": "int", "low": 1, "high": 2},
+            "negatives_margin": {"type": "categorical", "choices": [0.0]},  # the random tiny model needs 0
+        },
+        enqueue=[recipe],
+        n_trials=2,
+        study=unique_name,
+        storage=f"sqlite:///{tmp_path / 'optuna.db'}",
+    )
+    result = run_study(
+        cfg,
+        home=store.home,
+        artifact_root=store.artifact_root,
+        register=False,
+        ledger=Ledger(store.ledger_url),
+        notify=lambda _: None,
+        negatives_cache=tmp_path / "negatives",
+    )
+    study = optuna.load_study(study_name=unique_name, storage=cfg.storage)
+    assert study.trials[0].params == recipe and result.trials["complete"] == 2
+    assert result.cpu_seconds > 0 and result.seconds > 0
+    parent = MlflowClient().get_run(result.parent_run_id).data.metrics
+    assert parent["worker_cpu_seconds"] == pytest.approx(result.cpu_seconds)
+    trial_zero = MlflowClient().get_run(study.trials[0].user_attrs["mlflow_run_id"]).data.metrics
+    assert trial_zero["negatives_negatives"] == 2 * trial_zero["negatives_rows"] > 0

@@ -32,7 +32,7 @@ PINNED: dict[str, tuple[str, str, set[str]]] = {
         "StudyResult",
         {
             "study", "parent_run_id", "trials", "best_params", "best_value", "best_trial", "best_run_id",
-            "version", "seconds",
+            "version", "seconds", "cpu_seconds",
         },
     ),
     "evaluate": (

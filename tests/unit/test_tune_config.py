@@ -25,6 +25,7 @@ def tune_yaml(tmp_path: Path, body: str) -> Path:
     ("body", "message"),
     [
         ("search_space: {learning_rate: {type: float, low: 0.001, high: 0.001}}", "empty or inverted range"),
+        ("enqueue: [{dropout: 0.1}]", "enqueue[0] sets ['dropout'], which the search space does not vary"),
         ("search_space: {learning_rate: {type: float, low: 0.01, high: 0.001}}", "empty or inverted range"),
         ("search_space: {learning_rate: {type: float, low: 0.0, high: 0.1, log: true}}", "must start above 0"),
         ("search_space: {learnin_rate: {type: float, low: 0.001, high: 0.01}}", "cannot tune ['learnin_rate']"),
@@ -55,7 +56,39 @@ def test_the_example_config_and_the_default_space_load() -> None:
     cfg = load_tune_config(EXAMPLES / "configs" / "tune.yaml", {})
     assert cfg.base().golden_split == "dev" and cfg.study_name() == "helpcenter-embedder-tune"
     default = load_tune_config(None, TRAIN)
-    assert set(default.search_space) == {"learning_rate", "batch_size", "scale", "warmup_ratio"}
+    assert set(default.search_space) == {
+        "epochs", "hard_negatives", "num_negatives", "negatives_margin", "loss",
+        "learning_rate", "batch_size", "scale", "warmup_ratio",
+    }  # fmt: skip
+    epochs = default.search_space["epochs"]
+    assert (epochs.type, epochs.low, epochs.high) == ("int", 1, 4)
+    assert default.search_space["loss"].choices == ["contrastive", "gist"]
+
+
+def test_mining_settings_are_suggested_only_to_trials_that_mine() -> None:
+    import optuna
+
+    from training.config import TrainConfig
+    from training.tune import suggest
+
+    space = load_tune_config(None, TRAIN).search_space
+    base = TrainConfig.model_validate(TRAIN)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen = {True: 0, False: 0}
+    for _ in range(20):
+        trial = study.ask()
+        params = suggest(trial, space, base)
+        seen[params["hard_negatives"]] += 1
+        mining = {"num_negatives", "negatives_margin"} & set(params)
+        assert mining == ({"num_negatives", "negatives_margin"} if params["hard_negatives"] else set())
+        assert 1 <= params["epochs"] <= 4 and params["loss"] in ("contrastive", "gist")
+        TrainConfig.model_validate(base.model_dump() | params)  # every suggestion is a valid training config
+        study.tell(trial, 0.5)
+    assert seen[True] and seen[False]
+    # A base config that mines gets mining settings suggested when the space leaves hard_negatives fixed.
+    fixed = {k: v for k, v in space.items() if k != "hard_negatives"}
+    params = suggest(study.ask(), fixed, base.model_copy(update={"hard_negatives": True}))
+    assert {"num_negatives", "negatives_margin"} <= set(params)
 
 
 def test_an_unreachable_storage_stops_the_study_before_training(store, tmp_path: Path) -> None:
