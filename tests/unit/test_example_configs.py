@@ -18,3 +18,10 @@ def test_example_configs_validate_and_point_at_the_sample_data() -> None:
     retrain = load_retrain_config(EXAMPLES / "configs" / "retrain.yaml")
     assert retrain.train["data"] == str((HELPCENTER / "train_pairs.jsonl").resolve())
     assert not retrain.auto_promote
+
+
+def test_the_scifact_recipe_reads_the_shared_data_and_mines_behind_the_margin() -> None:
+    cfg = load_config(EXAMPLES / "configs" / "train_scifact.yaml")
+    shared = (EXAMPLES.parent.parent / "shared" / "data" / "scifact").resolve()
+    assert cfg.data == cfg.golden == str(shared) and (cfg.data_split, cfg.golden_split) == ("train", "test")
+    assert cfg.hard_negatives and cfg.negatives_margin > 0 and cfg.epochs > 1
