@@ -154,7 +154,7 @@ def test_a_typo_in_a_choice_is_a_usage_error_naming_the_choices(argv: list[str],
     assert result.exit_code == 2, result.output  # refused by the parser: nothing loaded, nothing logged
     shown = " ".join(result.stderr.replace("│", " ").split())  # the usage box wraps lines
     assert f"'{typo}' is not one of" in shown
-    assert ("fp32, bf16" in shown) or ("contrastive, cached_contrastive, triplet" in shown)
+    assert ("fp32, bf16" in shown) or ("contrastive, cached_contrastive, gist, triplet" in shown)
 
 
 def test_version_flag() -> None:
