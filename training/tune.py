@@ -196,8 +196,11 @@ def run_study(
             sampler=build_sampler(cfg),
             pruner=build_pruner(cfg),
         )
-        if cfg.enqueue and not study.get_trials(deepcopy=False):
-            for params in cfg.enqueue:
+        # A failed trial (a bad config, a crash) does not count as tried: its recipe is queued again.
+        tried = [t.params for t in study.get_trials(deepcopy=False) if t.state.name != "FAIL"]
+        tried += queued_params(study)
+        for params in cfg.enqueue:
+            if not any(params.items() <= seen.items() for seen in tried):
                 study.enqueue_trial(params)
         parent = study_parent_run(study, client, experiment_id, cfg)
     metric = cfg.objective.metric
@@ -264,6 +267,14 @@ def run_study(
         seconds=time.perf_counter() - started,
         cpu=cpu_seconds() - cpu_started,
     )
+
+
+def queued_params(study: Any) -> list[dict[str, Any]]:
+    """Parameters already waiting in the queue (Optuna keeps them as WAITING trials' fixed params)."""
+    import optuna
+
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    return [dict(t.system_attrs.get("fixed_params", {})) for t in waiting]
 
 
 def cpu_seconds() -> float:

@@ -139,7 +139,8 @@ class TuneConfig(BaseModel):
     )
     enqueue: list[dict[str, Any]] = Field(
         default_factory=list,
-        description="trials a new study runs first, before the sampler's own: e.g. a recipe you already trust",
+        description="trials the study runs first, before the sampler's own, unless it already has them: "
+        "e.g. a recipe you already trust",
     )
     study: str | None = Field(None, description="study name (default: <model name>-tune)")
     n_trials: int = Field(6, ge=1, description="trials this process runs (workers on one study add up)")

@@ -160,15 +160,9 @@ def test_enqueued_trials_run_first_and_the_study_reports_its_cpu_time(
         study=unique_name,
         storage=f"sqlite:///{tmp_path / 'optuna.db'}",
     )
-    result = run_study(
-        cfg,
-        home=store.home,
-        artifact_root=store.artifact_root,
-        register=False,
-        ledger=Ledger(store.ledger_url),
-        notify=lambda _: None,
-        negatives_cache=tmp_path / "negatives",
-    )
+    where = {"home": store.home, "artifact_root": store.artifact_root, "ledger": Ledger(store.ledger_url)}
+    where |= {"register": False, "notify": lambda _: None, "negatives_cache": tmp_path / "negatives"}
+    result = run_study(cfg, **where)
     study = optuna.load_study(study_name=unique_name, storage=cfg.storage)
     assert study.trials[0].params == recipe and result.trials["complete"] == 2
     assert result.cpu_seconds > 0 and result.seconds > 0
@@ -176,3 +170,10 @@ def test_enqueued_trials_run_first_and_the_study_reports_its_cpu_time(
     assert parent["worker_cpu_seconds"] == pytest.approx(result.cpu_seconds)
     trial_zero = MlflowClient().get_run(study.trials[0].user_attrs["mlflow_run_id"]).data.metrics
     assert trial_zero["negatives_negatives"] == 2 * trial_zero["negatives_rows"] > 0
+
+    # Resumed with a longer queue: what the study already tried is not queued again, the new recipe is.
+    second = {"learning_rate": 1e-4, "hard_negatives": False}
+    resumed = cfg.model_copy(update={"enqueue": [recipe, second], "n_trials": 1})
+    run_study(resumed, **where)
+    params = [t.params for t in optuna.load_study(study_name=unique_name, storage=cfg.storage).trials]
+    assert len(params) == 3 and params[2] == second and params.count(recipe) == 1
