@@ -226,11 +226,8 @@ def mine_negatives(
 
     started = time.perf_counter()
     embeddings = cache.embeddings_folder(model_digest, settings.max_seq_length) if cache else None
-    pairs = datasets.Dataset.from_dict(
-        {col: [row[i] for row in data.rows] for i, col in enumerate(data.columns) if col in ("anchor", "positive")}
-    )
     mined = mine_hard_negatives(
-        pairs,
+        data.to_dataset().select_columns(["anchor", "positive"]),
         model,
         anchor_column_name="anchor",
         positive_column_name="positive",
