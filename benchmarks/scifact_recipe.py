@@ -199,6 +199,8 @@ def study_totals() -> dict:
     for t in trials:
         states[t["state"].lower()] = states.get(t["state"].lower(), 0) + 1
     complete = [t for t in trials if t["state"] == "COMPLETE"]
+    if not complete:
+        sys.exit(f"{RECORD.name} holds no finished trial yet: run the study stage first")
     best = max(complete, key=lambda t: t["value"])
     seconds = sum(
         (datetime.fromisoformat(t["complete"]) - datetime.fromisoformat(t["start"])).total_seconds() for t in trials

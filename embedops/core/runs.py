@@ -28,7 +28,15 @@ def ensure_experiment(name: str, artifact_root: str | None) -> str:
     if experiment is not None:
         return experiment.experiment_id
     location = f"{artifact_root.rstrip('/')}/{name}" if artifact_root else None
-    return mlflow.create_experiment(name, artifact_location=location)
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except Exception:
+        # Two jobs on a new store (two release managers' gates) both found no experiment and both
+        # created it: the store refused the slower one. Its experiment exists now; anything else re-raises.
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 # How long a failed job waits for a tracking server that went away to come back, so it can mark its

@@ -234,6 +234,26 @@ def test_a_tracked_run_gives_back_the_previous_sigterm_handler(store) -> None:
         signal.signal(signal.SIGTERM, before)
 
 
+def test_an_experiment_created_by_a_concurrent_job_is_used_not_an_error(
+    store, unique_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race two gates on a new store ran into: both look the experiment up, find none, create it."""
+    import mlflow
+
+    from embedops.core.runs import ensure_experiment
+
+    other_job = mlflow.create_experiment(unique_name)  # the other job won the create
+    real_lookup, lookups = mlflow.get_experiment_by_name, []
+
+    def lookup(name: str):  # our first lookup ran before the other job's create
+        lookups.append(name)
+        return None if len(lookups) == 1 else real_lookup(name)
+
+    monkeypatch.setattr(mlflow, "get_experiment_by_name", lookup)
+
+    assert ensure_experiment(unique_name, store.artifact_root) == other_job and len(lookups) == 2
+
+
 def test_retraining_from_a_registered_version_verifies_it_first(
     store, tiny_model: Path, pairs_file: Path, unique_name: str
 ) -> None:
