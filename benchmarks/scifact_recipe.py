@@ -107,10 +107,13 @@ def study(work: Path, n_trials: int, hours: float | None) -> None:
         )
     )
     print(f"dev split: {n_dev} SciFact train queries against the full corpus; {n_pairs} training pairs")
+    sys.path.insert(0, str(REPO))
+    from training.tune import cpu_seconds  # this process and the tune job it waits for
+
     restored = restore(work)
     if restored:
         print(f"restored {restored} finished trials from {RECORD.name}")
-    started, cpu_before = time.perf_counter(), children_cpu()
+    started, cpu_before = time.perf_counter(), cpu_seconds()
     # Not `cli`: a run stopped by hand (Ctrl-C) still has finished trials worth recording.
     done = subprocess.run(
         [sys.executable, "-m", "embedops", "tune", "--config", str(config), "--no-register", "--json"],
@@ -118,16 +121,9 @@ def study(work: Path, n_trials: int, hours: float | None) -> None:
         cwd=REPO,
     )
     session = {"date": today(), "machine": machine(), "exit": done.returncode}
-    session |= {"wall_seconds": round(time.perf_counter() - started), "cpu_seconds": round(children_cpu() - cpu_before)}
+    session |= {"wall_seconds": round(time.perf_counter() - started), "cpu_seconds": round(cpu_seconds() - cpu_before)}
     save_record(work, session)
     summarize_study(work)
-
-
-def children_cpu() -> float:
-    import resource
-
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
 
 
 def load_record() -> dict:

@@ -196,9 +196,13 @@ def run_study(
             sampler=build_sampler(cfg),
             pruner=build_pruner(cfg),
         )
-        # A failed trial (a bad config, a crash) does not count as tried: its recipe is queued again.
-        tried = [t.params for t in study.get_trials(deepcopy=False) if t.state.name != "FAIL"]
-        tried += queued_params(study)
+        # Not Optuna's skip_if_exists: that counts a FAILED trial (a Ctrl-C, a crash) as done, and such a
+        # recipe should run again. A waiting trial's parameters are its fixed ones.
+        tried = [
+            t.system_attrs.get("fixed_params", {}) if t.state.name == "WAITING" else t.params
+            for t in study.get_trials(deepcopy=False)
+            if t.state.name != "FAIL"
+        ]
         for params in cfg.enqueue:
             if not any(params.items() <= seen.items() for seen in tried):
                 study.enqueue_trial(params)
@@ -267,14 +271,6 @@ def run_study(
         seconds=time.perf_counter() - started,
         cpu=cpu_seconds() - cpu_started,
     )
-
-
-def queued_params(study: Any) -> list[dict[str, Any]]:
-    """Parameters already waiting in the queue (Optuna keeps them as WAITING trials' fixed params)."""
-    import optuna
-
-    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-    return [dict(t.system_attrs.get("fixed_params", {})) for t in waiting]
 
 
 def cpu_seconds() -> float:
