@@ -51,10 +51,13 @@ def default_storage_url(home: Path) -> str:
     return f"sqlite:///{home / 'optuna.db'}"
 
 
-def suggest(trial: optuna.Trial, space: dict[str, ParamSpec], base: TrainConfig) -> dict[str, Any]:
+def suggest(
+    trial: optuna.Trial, space: dict[str, ParamSpec], base: TrainConfig, max_documents: int | None = None
+) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    # hard_negatives first: the mining settings are suggested only for trials that mine.
-    for name in sorted(space, key=lambda n: n != "hard_negatives"):
+    # hard_negatives first: the mining settings are suggested only for trials that mine; batch_size
+    # next: it bounds how many negatives fit in memory.
+    for name in sorted(space, key=lambda n: (n != "hard_negatives", n != "batch_size")):
         spec = space[name]
         if name in MINING_PARAMS and not params.get("hard_negatives", base.hard_negatives):
             continue
@@ -65,13 +68,12 @@ def suggest(trial: optuna.Trial, space: dict[str, ParamSpec], base: TrainConfig)
             continue
         assert spec.low is not None and spec.high is not None
         if spec.type == "int":
-            params[name] = trial.suggest_int(
-                name,
-                int(spec.low),
-                int(spec.high),
-                step=int(spec.step or 1),
-                log=spec.log,
-            )
+            low, high = int(spec.low), int(spec.high)
+            if name == "num_negatives" and max_documents:
+                # Optuna lets an int parameter's range differ between trials (define-by-run).
+                fits = max_documents // params.get("batch_size", base.batch_size) - 1
+                high = max(low, min(high, fits))
+            params[name] = trial.suggest_int(name, low, high, step=int(spec.step or 1), log=spec.log)
         else:
             params[name] = trial.suggest_float(name, spec.low, spec.high, step=spec.step, log=spec.log)
     return params
@@ -210,7 +212,7 @@ def run_study(
     metric = cfg.objective.metric
 
     def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial, cfg.search_space, base)
+        params = suggest(trial, cfg.search_space, base, cfg.max_documents_per_step)
         run = client.create_run(
             experiment_id,
             run_name=f"{name}-trial-{trial.number}",

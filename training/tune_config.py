@@ -122,6 +122,11 @@ DEFAULT_SPACE = {
 # Settings that only mean something when a trial mines hard negatives: suggested only then, so the
 # sampler does not learn from values that changed nothing.
 MINING_PARAMS = ("num_negatives", "negatives_margin")
+# Documents (positives plus mined negatives, each up to the model's 256 tokens) one step may encode.
+# Measured on all-MiniLM-L6-v2: batch 64 with 3 negatives (256 documents) was killed by the kernel
+# at 24 GB on a 23 GB machine, taking the whole study with it; memory grows about linearly with
+# documents, so 128 keeps a trial near half of that.
+MAX_DOCUMENTS_PER_STEP = 128
 
 
 class TuneConfig(BaseModel):
@@ -141,6 +146,12 @@ class TuneConfig(BaseModel):
         default_factory=list,
         description="trials the study runs first, before the sampler's own, unless it already has them: "
         "e.g. a recipe you already trust",
+    )
+    max_documents_per_step: int | None = Field(
+        MAX_DOCUMENTS_PER_STEP,
+        gt=0,
+        description="memory cap: a trial's num_negatives range shrinks so that batch_size x (1 + num_negatives) "
+        "stays within it; null: no cap",
     )
     study: str | None = Field(None, description="study name (default: <model name>-tune)")
     n_trials: int = Field(6, ge=1, description="trials this process runs (workers on one study add up)")

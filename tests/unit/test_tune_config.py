@@ -91,6 +91,38 @@ def test_mining_settings_are_suggested_only_to_trials_that_mine() -> None:
     assert {"num_negatives", "negatives_margin"} <= set(params)
 
 
+def test_trials_get_only_as_many_negatives_as_fit_the_memory_cap() -> None:
+    import optuna
+
+    from training.config import TrainConfig
+    from training.tune import suggest
+
+    cfg = load_tune_config(None, TRAIN)
+    assert cfg.max_documents_per_step == 128
+    base = TrainConfig.model_validate(TRAIN)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    most: dict[int, int] = {}
+    for _ in range(60):
+        study.enqueue_trial({"hard_negatives": True})
+        trial = study.ask()
+        params = suggest(trial, cfg.search_space, base, cfg.max_documents_per_step)
+        batch, negatives = params["batch_size"], params["num_negatives"]
+        assert batch * (1 + negatives) <= 128, params
+        most[batch] = max(most.get(batch, 0), negatives)
+        study.tell(trial, 0.5)
+    # 64 pairs keep one negative; smaller batches still reach the space's top, 3.
+    assert most == {16: 3, 32: 3, 64: 1}
+    # Without the cap (max_documents_per_step: null) a batch of 64 draws up to 3 again.
+    seen = set()
+    for _ in range(30):
+        study.enqueue_trial({"hard_negatives": True})
+        trial = study.ask()
+        params = suggest(trial, cfg.search_space, base.model_copy(update={"batch_size": 64}), None)
+        seen.add((params["batch_size"], params["num_negatives"]))
+        study.tell(trial, 0.5)
+    assert (64, 3) in seen
+
+
 def test_an_unreachable_storage_stops_the_study_before_training(store, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
