@@ -4,8 +4,8 @@ Two stages in one work folder (``--work``), so a study that runs for hours can s
 
 ``study``  carves a dev split from SciFact *train* (20% of its queries, seeded; scored against the
            full corpus) and runs `embedops tune` over the default search space on the remaining train
-           pairs, mining negatives from the full corpus. The example config's recipe (contrastive) and
-           its gist variant are enqueued as the first two trials. Run it again to add trials.
+           pairs, mining negatives from the full corpus. The example config's recipe (contrastive), its
+           gist variant and the bare baseline's settings are enqueued. Run it again to add trials.
            ``--hours H`` stops starting trials after H hours (the running one finishes). After each
            run the finished trials (parameters, per-epoch dev scores, start and end times) and the run's
            CPU and wall time go to ``scifact_recipe_study.json`` beside this file, which is committed:
@@ -43,6 +43,10 @@ RECORD = Path(__file__).with_name("scifact_recipe_study.json")
 NAME, STUDY = "scifact-recipe", "scifact-recipe"
 RECIPE = {"epochs": 3, "hard_negatives": True, "num_negatives": 1, "negatives_margin": 0.05, "loss": "contrastive"}
 RECIPE |= {"learning_rate": 2e-5, "batch_size": 32, "scale": 20.0, "warmup_ratio": 0.1}
+# The bare baseline's settings (sentence-transformers' trainer defaults, no mining) as a trial, so the
+# study chooses between the recipe and its baseline on dev, where `final` can only compare them on test.
+BASELINE = {"epochs": 3, "hard_negatives": False, "loss": "contrastive", "learning_rate": 5e-5}
+BASELINE |= {"batch_size": 32, "scale": 20.0, "warmup_ratio": 0.0}
 METRICS = ("ndcg_at_10", "recall_at_10", "mrr_at_10", "map_at_100")
 
 
@@ -96,7 +100,7 @@ def study(work: Path, n_trials: int, hours: float | None) -> None:
                     "experiment": "scifact-recipe-tuning",
                 },
                 # The default search space: epochs, hard negatives (count, margin), loss, optimizer settings.
-                "enqueue": [RECIPE, RECIPE | {"loss": "gist"}],
+                "enqueue": [RECIPE, RECIPE | {"loss": "gist"}, BASELINE],
                 "sampler": {"type": "tpe", "seed": 42, "n_startup_trials": 3},
                 "pruner": {"type": "median", "n_startup_trials": 3},
                 "study": STUDY,
