@@ -124,8 +124,8 @@ DEFAULT_SPACE = {
 MINING_PARAMS = ("num_negatives", "negatives_margin")
 # Documents (positives plus mined negatives, each up to the model's 256 tokens) one step may encode.
 # Measured on all-MiniLM-L6-v2: batch 64 with 3 negatives (256 documents) was killed by the kernel
-# at 24 GB on a 23 GB machine, taking the whole study with it; memory grows about linearly with
-# documents, so 128 keeps a trial near half of that.
+# at 24 GB on a 23 GB machine, taking the whole study with it. Activations grow with documents, so
+# 128 should need about half of that (an estimate from that one measurement, not a second one).
 MAX_DOCUMENTS_PER_STEP = 128
 
 
@@ -151,7 +151,7 @@ class TuneConfig(BaseModel):
         MAX_DOCUMENTS_PER_STEP,
         gt=0,
         description="memory cap: a trial's num_negatives range shrinks so that batch_size x (1 + num_negatives) "
-        "stays within it; null: no cap",
+        "stays within it (never below the range's low); null: no cap",
     )
     study: str | None = Field(None, description="study name (default: <model name>-tune)")
     n_trials: int = Field(6, ge=1, description="trials this process runs (workers on one study add up)")

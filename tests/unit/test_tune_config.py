@@ -37,6 +37,7 @@ def tune_yaml(tmp_path: Path, body: str) -> Path:
         ("sampler: {type: grid}", "grid sampler needs every parameter categorical"),
         ("pruner: {type: threshold}", "needs 'lower' or 'upper'"),
         ("trials: 4", "trials"),
+        ("max_documents_per_step: 0", "max_documents_per_step"),
     ],
 )
 def test_bad_tune_configs_are_config_errors(tmp_path: Path, body: str, message: str) -> None:
